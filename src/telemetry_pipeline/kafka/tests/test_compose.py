@@ -1,0 +1,45 @@
+"""docker-compose.yml and the Dockerfile (no Docker engine here): the stack's shape and versions."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import yaml
+
+from telemetry_pipeline.kafka.broker import KAFKA_VERSION
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def test_compose_runs_the_pinned_kafka_and_the_pipeline_against_it() -> None:
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    assert set(services) == {"kafka", "topics", "worker", "generator"}
+
+    kafka = services["kafka"]
+    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    environment = kafka["environment"]
+    assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert len(base64.urlsafe_b64decode(environment["CLUSTER_ID"] + "==")) == 16
+    listeners = environment["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    advertised = dict(listener.split("://") for listener in listeners)
+    internal = advertised["INTERNAL"]  # what the other containers must use
+
+    assert services["topics"]["command"] == ["topics", "apply", "--bootstrap", internal]
+    assert services["worker"]["command"] == ["worker"]
+    assert services["worker"]["environment"]["TP_KAFKA__BOOTSTRAP_SERVERS"] == internal
+    generate = services["generator"]["command"]
+    assert generate[:3] == ["generate", "--to", "kafka"]
+    assert generate[generate.index("--bootstrap") + 1] == internal
+    for name in ("worker", "generator"):
+        assert services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert {service["image"] for name, service in services.items() if name != "kafka"} == {
+        services["topics"]["image"]
+    }
+
+
+def test_dockerfile_ships_the_topic_files_the_package_links_to() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "COPY topics ./topics" in dockerfile
+    assert 'ENTRYPOINT ["telemetry-pipeline"]' in dockerfile
