@@ -1,0 +1,137 @@
+"""Recall and false-positive rate per entity type on the peer corpus (tests/data/README.md).
+
+Each string is planted in a log body (LogsData) and in a span attribute (TracesData) and run
+through the Redactor, exactly as the core calls it. A positive is a hit when every expected
+span's text is gone from both outputs; a negative is a false positive when either output differs
+from the planted text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, TracesData
+
+from telemetry_pipeline.redaction import RedactionConfig, Redactor
+from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
+
+CORPUS = Path(__file__).parent / "data" / "pii-peer-corpus.jsonl"
+# The entity types the redactor claims, as the corpus names them.
+CLAIMED = (
+    "EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER", "JWT",
+    "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "SLACK_TOKEN", "SLACK_WEBHOOK_URL",
+    "STRIPE_KEY", "GOOGLE_API_KEY", "PRIVATE_KEY", "GENERIC_API_KEY",
+)
+# Personal data where a false positive costs analysis value; secrets lean towards over-redaction.
+PRECISE_TYPES = ("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "JWT")
+WEAK_SCORE = 0.4
+ATTRIBUTE = "app.detail"  # neither allowed nor secret by name: the value is scanned
+
+
+@dataclass
+class Tally:
+    positives: int = 0
+    hits: int = 0
+    negatives: int = 0
+    false_positives: int = 0
+    peer_rejects_redacted: int = 0  # gitleaks fps by entropy / allowlist / stopword that we redact
+
+
+def _rows() -> list[dict]:
+    return [orjson.loads(line) for line in CORPUS.read_bytes().splitlines() if line.strip()]
+
+
+def _is_positive(row: dict) -> bool:
+    scores = row.get("presidio_scores", [])
+    return bool(row["expected_spans"]) and all(score >= WEAK_SCORE for score in scores)
+
+
+def _counted(row: dict) -> bool:
+    if row["entity"] not in CLAIMED or row.get("params"):
+        return False
+    # Presidio's weak guesses (a bare 9-digit number as SSN) are neither positives nor negatives.
+    return _is_positive(row) or not row["expected_spans"]
+
+
+def _redacted_outputs(redactor: Redactor, text: str) -> tuple[str, str]:
+    resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="corpus"))])
+    logs = LogsData(resource_logs=[ResourceLogs(resource=resource, scope_logs=[ScopeLogs(log_records=[
+        LogRecord(body=AnyValue(string_value=text)),
+    ])])])
+    traces = TracesData(resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=[
+        Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="GET /corpus", attributes=[
+            KeyValue(key=ATTRIBUTE, value=AnyValue(string_value=text)),
+        ]),
+    ])])])
+    redactor.redact(logs)
+    redactor.redact(traces)
+    body = logs.resource_logs[0].scope_logs[0].log_records[0].body.string_value
+    attribute = traces.resource_spans[0].scope_spans[0].spans[0].attributes[0].value.string_value
+    return body, attribute
+
+
+@pytest.fixture(scope="module")
+def table() -> dict[str, Tally]:
+    redactor = Redactor(RedactionConfig(), Pseudonymizer(b"corpus-test-key-0123456789"))
+    tallies: dict[str, Tally] = {entity: Tally() for entity in CLAIMED}
+    for row in filter(_counted, _rows()):
+        tally = tallies[row["entity"]]
+        text = row["text"]
+        outputs = _redacted_outputs(redactor, text)
+        if row["expected_spans"]:
+            tally.positives += 1
+            expected = [text[start:end] for start, end in row["expected_spans"]]
+            tally.hits += all(span not in output for span in expected for output in outputs)
+        else:
+            tally.negatives += 1
+            changed = any(output != text for output in outputs)
+            tally.false_positives += changed
+            reason = row.get("fp_reason", "")
+            tally.peer_rejects_redacted += changed and any(
+                word in reason for word in ("entropy", "allowlist", "stopword")
+            )
+    return tallies
+
+
+def _format(tallies: dict[str, Tally]) -> str:
+    lines = [
+        f"{'entity':24} {'positives':>9} {'recall':>7} {'negatives':>9} {'fp':>4} {'fp rate':>7} "
+        f"{'gitleaks-rejected redacted':>26}"
+    ]
+    for entity, t in tallies.items():
+        recall = t.hits / t.positives if t.positives else float("nan")
+        fp_rate = t.false_positives / t.negatives if t.negatives else 0.0
+        lines.append(
+            f"{entity:24} {t.positives:9} {recall:7.3f} {t.negatives:9} {t.false_positives:4} "
+            f"{fp_rate:7.3f} {t.peer_rejects_redacted:26}"
+        )
+    return "\n".join(lines)
+
+
+def test_recall_per_claimed_type(table: dict[str, Tally], capsys: pytest.CaptureFixture[str]) -> None:
+    with capsys.disabled():
+        print("\n" + _format(table))
+    for entity, tally in table.items():
+        assert tally.positives > 0, f"no positives for {entity}: the corpus or the filter changed"
+        assert tally.hits / tally.positives >= 0.99, f"recall of {entity}: {tally.hits}/{tally.positives}"
+
+
+def test_false_positive_rate_of_personal_data_types(table: dict[str, Tally]) -> None:
+    for entity in PRECISE_TYPES:
+        tally = table[entity]
+        assert tally.negatives > 0
+        assert tally.false_positives / tally.negatives <= 0.05, f"{entity}: {tally}"
+
+
+def test_corpus_rows_are_planted_and_counted() -> None:
+    counted = Counter(row["entity"] for row in filter(_counted, _rows()))
+    assert set(counted) == set(CLAIMED)
+    # The weak Presidio guesses stay out: "078051121" is a 0.05 SSN guess.
+    assert not any(row["text"] == "078051121" for row in filter(_counted, _rows()))
