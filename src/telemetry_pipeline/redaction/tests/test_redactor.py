@@ -194,10 +194,16 @@ def test_metric_points_of_every_type_and_exemplars() -> None:
     assert gauge.data_points[0].exemplars[0].trace_id == TRACE_ID
 
 
-def test_what_enrichment_adds_is_allowed_by_default() -> None:
+def test_what_enrichment_adds_is_allowed_by_default_except_copied_names() -> None:
     redactor = _redactor()
+    names = EnrichmentConfig().attributes
+    copied = {names.root_route, names.span_name}  # copies of other spans' routes and names
     for key in EnrichmentConfig().added_attribute_names():
-        assert redactor.key_action(key) is Action.ALLOW, key
+        assert redactor.key_action(key) is (None if key in copied else Action.ALLOW), key
+    message = TracesData(resource_spans=[ResourceSpans(resource=_resource(), scope_spans=[ScopeSpans(spans=[
+        Span(attributes=[_kv(names.span_name, f"GET /users/{EMAIL}")])])])])
+    redactor.redact(message)
+    assert EMAIL not in str(message)
 
 
 def test_allowed_keys_are_not_scanned() -> None:

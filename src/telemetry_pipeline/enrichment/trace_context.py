@@ -1,0 +1,114 @@
+"""The trace-context table: what a trace's root span told us, kept per trace id, bounded and TTL'd.
+
+Layout of one value in the store (JSON, so a Faust table with a changelog can hold it), keyed by the
+32-hex trace id::
+
+    {"t": last_seen_ms,
+     "root_service": ..., "root_route": ...,      # present once the root span has been seen
+     "user": "hmac:...", "tenant": ...,           # pseudonym only: the changelog is a Kafka topic
+     "spans": {span_id_hex: [service, name, status_code]}}   # for log correlation, bounded
+
+The store is the shell's (a dict in replay and tests, a Faust Table in the worker) and is written
+only by assignment, once per trace per learned message. Next to it sits an in-memory index of the
+small part of every value (no span summaries) in least-recently-seen order: enrichment of spans and
+the "is this trace known?" checks of held messages read only the index, and eviction walks it from
+the oldest end. It is rebuilt from the store on start; call `rebuild_index` again whenever the
+store changes under us (Faust recovery after a rebalance).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class TraceContext:
+    last_seen_ms: int
+    root_service: str | None = None  # None until the trace's root span has been seen
+    root_route: str | None = None
+    user: str | None = None  # pseudonym
+    tenant: str | None = None
+
+    @property
+    def root_seen(self) -> bool:
+        return self.root_service is not None
+
+    @classmethod
+    def of(cls, value: dict) -> TraceContext:
+        return cls(value.get("t", 0), value.get("root_service"), value.get("root_route"),
+                   value.get("user"), value.get("tenant"))
+
+
+@dataclass(slots=True)
+class TableCounters:
+    evicted_ttl: int = 0
+    evicted_size: int = 0
+    span_summaries_dropped: int = 0  # spans past max_spans_per_trace: their logs get no span fields
+
+
+class TraceContextTable:
+    def __init__(self, store: MutableMapping[str, dict], *, ttl_ms: int, max_traces: int,
+                 max_spans_per_trace: int) -> None:
+        self._store = store
+        self._ttl_ms = ttl_ms
+        self._max_traces = max_traces
+        self.max_spans_per_trace = max_spans_per_trace
+        self._index: OrderedDict[str, TraceContext] = OrderedDict()
+        self.counters = TableCounters()
+        self.rebuild_index()
+
+    def rebuild_index(self) -> None:
+        contexts = [(key, TraceContext.of(value)) for key, value in self._store.items() if value]
+        contexts.sort(key=lambda item: item[1].last_seen_ms)
+        self._index = OrderedDict(contexts)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def context(self, key: str) -> TraceContext | None:
+        context = self._index.get(key)
+        if context is None:
+            value = self._store.get(key)
+            if value:
+                context = self._index[key] = TraceContext.of(value)
+        return context
+
+    def span_summaries(self, key: str) -> dict[str, list]:
+        value = self._store.get(key)
+        return value.get("spans", {}) if value else {}
+
+    def load(self, key: str) -> dict:
+        """The stored value to update (a fresh one for a new trace); hand it back with `save`."""
+        value = self._store.get(key)
+        if not value:
+            return {"spans": {}}
+        value.setdefault("spans", {})
+        return value
+
+    def save(self, key: str, value: dict, now_ms: int) -> None:
+        value["t"] = now_ms
+        self._store[key] = value
+        self._index[key] = TraceContext.of(value)
+        self._index.move_to_end(key)
+
+    def evict(self, now_ms: int) -> None:
+        """Drop traces not seen for the TTL, then the least recently seen beyond the size bound.
+
+        The index is in order of last write, so this stops at the first live trace; with a clock
+        that goes backwards (replay of unordered input) eviction is late, never early.
+        """
+        index, store = self._index, self._store
+        cutoff = now_ms - self._ttl_ms
+        while index:
+            key, context = next(iter(index.items()))
+            if context.last_seen_ms >= cutoff:
+                break
+            del index[key]
+            store.pop(key, None)
+            self.counters.evicted_ttl += 1
+        while len(index) > self._max_traces:
+            key, _ = index.popitem(last=False)
+            store.pop(key, None)
+            self.counters.evicted_size += 1
