@@ -1,0 +1,269 @@
+"""The SLI stage: rolling windows per service over partials, evaluated on event time with a watermark.
+
+State lives in the shell's store (layout in `state`): per service its newest event time, last
+evaluated step, late-drop counter and tiered buckets. The engine keeps the same state in memory and
+writes every change back by assignment; `reload` rebuilds the memory from the store, so a new engine
+over a recovered store emits exactly the snapshots the old one would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
+
+from telemetry_pipeline.sli.config import SliConfig, duration_ms
+from telemetry_pipeline.sli.partials import SliPartial
+from telemetry_pipeline.sli.sketch import LatencyMapping, hll_estimate, quantile_ms
+from telemetry_pipeline.sli.slo import SloResolver
+from telemetry_pipeline.sli.snapshot import Cardinality, Completeness, LatencyQuantiles, SliSnapshot
+from telemetry_pipeline.sli.state import ServiceState, StateStore
+from telemetry_pipeline.sli.windows import WindowTotals, add_to_finest, roll, tiers_of, window_totals
+
+_QUANTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass
+class EngineStats:
+    services: int = 0
+    late_dropped: int = 0  # partials whose bucket was already evaluated (beyond the allowed lateness)
+    services_rejected: int = 0  # partials of new services refused because max_services was reached
+    services_expired: int = 0  # services removed after their data aged out of every tier
+    snapshots: int = 0
+    watermark_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """What the snapshots of one service at one evaluation step share."""
+
+    service: str
+    end_ms: int
+    window_end: str  # RFC 3339
+    burn: dict[str, float]
+    latency_burn: dict[str, float]
+    budget_remaining: float
+
+
+class SliEngine:
+    def __init__(self, config: SliConfig, slos: SloResolver, store: MutableMapping[str, dict]) -> None:
+        self._config = config
+        self._slos = slos
+        self._shape = tiers_of(config)
+        self._state_store = StateStore(store, len(self._shape), per_bucket=config.state_keys == "bucket")
+        self._step_ms = duration_ms(config.evaluation_step)
+        self._lateness_ms = duration_ms(config.allowed_lateness)
+        self._finest_ms = self._shape[0].size_ms
+        self._mapping = LatencyMapping(config.latency_relative_accuracy)
+        self._windows = _labelled(config.windows)
+        self._burn_windows = _labelled(config.burn_rate_windows)
+        self._stats = EngineStats()
+        self.reload()
+
+    def reload(self) -> None:
+        """Rebuild the in-memory state and watermark from the store, e.g. after table recovery."""
+        self._states = self._state_store.load()
+        self._watermark_ms: int | None = None
+        for state in self._states.values():
+            self._raise_watermark(max(state.max_event_ms - self._lateness_ms, state.evaluated_ms))
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics; the watermark only once there is one."""
+        self._stats.services = len(self._states)
+        self._stats.watermark_ms = self._watermark_ms
+        return {name: value for name, value in dataclasses.asdict(self._stats).items() if value is not None}
+
+    def add(self, partials: Iterable[SliPartial]) -> None:
+        """Merge partials; per service, one write of its counters and one per bucket touched."""
+        by_service: dict[str, list[SliPartial]] = {}
+        for partial in partials:
+            by_service.setdefault(partial.service, []).append(partial)
+        watermark_before = self._watermark_ms
+        for service, batch in by_service.items():
+            state = self._states.get(service)
+            if state is None:
+                if len(self._states) >= self._config.max_services:
+                    self._stats.services_rejected += len(batch)
+                    continue
+                state = self._states[service] = self._new_state(service, watermark_before, batch[0])
+            changed: dict[tuple[int, int], list | None] = {}
+            for partial in batch:
+                if partial.bucket_start_ms + self._finest_ms <= state.evaluated_ms:
+                    state.late_dropped += 1
+                    self._stats.late_dropped += 1
+                    continue
+                bucket = add_to_finest(state.tiers, partial.bucket)
+                changed[(0, bucket[0])] = bucket
+                state.max_event_ms = max(state.max_event_ms, partial.max_time_ms)
+                self._raise_watermark(partial.max_time_ms - self._lateness_ms)
+            self._state_store.save(state, changed)
+
+    def advance(self, idle_now_ms: int | None = None) -> list[SliSnapshot]:
+        """Move the watermark and evaluate every step it passed, for every service, in step order.
+
+        `idle_now_ms`: the shell's wall clock when its input is idle; it pushes the watermark to
+        now - allowed lateness, so silent services still get (empty) snapshots.
+        """
+        if idle_now_ms is not None:
+            self._raise_watermark(idle_now_ms - self._lateness_ms)
+        return self._evaluate_until(self._watermark_ms)
+
+    def flush(self) -> list[SliSnapshot]:
+        """End of input (replay): evaluate up to the newest event time, ignoring the lateness."""
+        newest = max((state.max_event_ms for state in self._states.values()), default=None)
+        if newest is None:
+            return []
+        # The step containing the newest event ends after it, so that event is included.
+        self._raise_watermark(newest - newest % self._step_ms + self._step_ms)
+        return self._evaluate_until(self._watermark_ms)
+
+    def _raise_watermark(self, candidate: int) -> None:
+        if self._watermark_ms is None or candidate > self._watermark_ms:
+            self._watermark_ms = candidate
+
+    def _new_state(self, service: str, watermark_ms: int | None, first: SliPartial) -> ServiceState:
+        # Evaluation starts at the current step of the engine-wide watermark (or, for the very first
+        # data, of that data's own watermark), so partials within the lateness are never refused.
+        start = watermark_ms if watermark_ms is not None else first.max_time_ms - self._lateness_ms
+        return ServiceState(
+            service, first.max_time_ms, start - start % self._step_ms, tiers=[[] for _ in self._shape]
+        )
+
+    def _evaluate_until(self, watermark_ms: int | None) -> list[SliSnapshot]:
+        if watermark_ms is None:
+            return []
+        target = watermark_ms - watermark_ms % self._step_ms
+        pending = [self._states[s] for s in sorted(self._states) if self._states[s].evaluated_ms < target]
+        if not pending:
+            return []
+        snapshots: list[SliSnapshot] = []
+        changed: dict[str, dict[tuple[int, int], list | None]] = {state.service: {} for state in pending}
+        expired: set[str] = set()
+        step = min(state.evaluated_ms for state in pending) + self._step_ms
+        while step <= target:
+            for state in pending:
+                if state.evaluated_ms >= step or state.service in expired:
+                    continue
+                roll(state.tiers, self._shape, step, changed[state.service])
+                if not any(state.tiers):  # every bucket aged out: forget the service
+                    expired.add(state.service)
+                    continue
+                snapshots.extend(self._snapshots(state, step))
+                state.evaluated_ms = step
+            step += self._step_ms
+        for state in pending:
+            if state.service in expired:
+                self._state_store.forget(state)
+                del self._states[state.service]
+                self._stats.services_expired += 1
+            else:
+                self._state_store.save(state, changed[state.service])
+        self._stats.snapshots += len(snapshots)
+        return snapshots
+
+    def _snapshots(self, state: ServiceState, end_ms: int) -> list[SliSnapshot]:
+        service = state.service
+        slo = self._slos.slo_for(service)
+        period_ms = min(slo.period_ms, self._config.retention_ms)
+        windows = self._windows
+        if slo.period not in dict(windows):
+            windows = [*windows, (slo.period, period_ms)]
+        lengths = [length for _, length in windows] + [length for _, length in self._burn_windows]
+        totals = window_totals(state.tiers, self._shape, end_ms, lengths)
+        burn = {
+            label: _burn(totals[length].errors, totals[length].requests, slo.availability)
+            for label, length in self._burn_windows
+        }
+        latency_burn = {
+            label: _burn(
+                totals[length].requests - totals[length].good, totals[length].requests, slo.latency_objective
+            )
+            for label, length in self._burn_windows
+        }
+        period = totals[period_ms]
+        step = _Step(
+            service=service,
+            end_ms=end_ms,
+            window_end=dt.datetime.fromtimestamp(end_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            burn=burn,
+            latency_burn=latency_burn,
+            budget_remaining=round(1 - _burn(period.errors, period.requests, slo.availability), 6),
+        )
+        return [self._snapshot(step, label, length, totals[length]) for label, length in windows]
+
+    def _snapshot(self, step: _Step, label: str, length_ms: int, totals: WindowTotals) -> SliSnapshot:
+        requests = totals.requests
+        error_rate = _ratio(totals.errors, requests)
+        p50, p95, p99 = (
+            _round(quantile_ms(totals.zeros, totals.sketch, q, self._mapping, totals.sketch_level), 3)
+            for q in _QUANTILES
+        )
+        cardinality = None
+        if length_ms <= self._shape[0].until_ms:  # HyperLogLogs are kept in the finest tier only
+            cardinality = Cardinality(
+                span_names=hll_estimate(totals.span_names), attribute_keys=hll_estimate(totals.attribute_keys)
+            )
+        return SliSnapshot(
+            service=step.service,
+            window=label,
+            window_end=step.window_end,
+            requests=requests,
+            errors=totals.errors,
+            availability=None if error_rate is None else round(1 - error_rate, 6),
+            error_rate=error_rate,
+            latency_ms=LatencyQuantiles(p50=p50, p95=p95, p99=p99),
+            latency_good_ratio=_ratio(totals.good, requests),
+            throughput_rps=round(requests * 1000 / self._covered_ms(step.end_ms, length_ms), 6),
+            burn_rate=step.burn,
+            latency_burn_rate=step.latency_burn,
+            error_budget_remaining=step.budget_remaining,
+            completeness=self._completeness(totals),
+            cardinality=cardinality,
+        )
+
+    def _covered_ms(self, end_ms: int, length_ms: int) -> int:
+        """The span the window's buckets cover: from the first bucket boundary, in the tier holding data
+        of the window's age, at or after the window's start."""
+        size = next(t.size_ms for t in self._shape if t.until_ms >= length_ms)
+        return end_ms - -(-(end_ms - length_ms) // size) * size
+
+    def _completeness(self, totals: WindowTotals) -> Completeness:
+        weights = self._config.completeness_weights
+        correlation = _ratio(totals.logs_traced, totals.logs) or 0.0
+        requirements = len(self._config.recommended_resource_attributes)
+        resource_share = _ratio(totals.resource_attrs, totals.resources * requirements) or 0.0
+        parts = {
+            "traces": (float(totals.spans > 0), weights.traces),
+            "metrics": (float(totals.points > 0), weights.metrics),
+            "logs": (float(totals.logs > 0), weights.logs),
+            "log_trace_correlation": (correlation, weights.log_trace_correlation),
+            "resource_attributes": (resource_share, weights.resource_attributes),
+        }
+        weighted = sum(value * weight for value, weight in parts.values())
+        score = 100 * weighted / sum(weight for _, weight in parts.values())
+        return Completeness(
+            traces=totals.spans > 0,
+            metrics=totals.points > 0,
+            logs=totals.logs > 0,
+            log_trace_correlation=correlation,
+            resource_attributes=resource_share,
+            score=round(score, 2),
+        )
+
+
+def _labelled(labels: list[str]) -> list[tuple[str, int]]:
+    return [(label, duration_ms(label)) for label in dict.fromkeys(labels)]
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _burn(bad: int, total: int, objective: float) -> float:
+    """Error-budget burn rate: the bad share over the allowed bad share (1 = spending exactly on budget)."""
+    return round(bad / total / (1 - objective), 6) if total else 0.0

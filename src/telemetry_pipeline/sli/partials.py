@@ -1,0 +1,439 @@
+"""Ingest side: per (service, event-time bucket) partial aggregates of redacted OTLP messages.
+
+Runs on whatever partition a message arrived on; the partials are small and are emitted keyed by
+service, so the SLI stage sees every record of a service. Hot path: one pass over the spans with as
+few protobuf field reads as possible; the attribute list of a span is read once, and only for
+request spans (for the HTTP status code) and the cardinality sketch.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import math
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import ExponentialHistogramDataPoint, Metric, MetricsData
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from telemetry_pipeline.otlp import Message, Signal
+from telemetry_pipeline.otlp.attributes import SERVICE_NAME, UNKNOWN_SERVICE, service_name
+from telemetry_pipeline.sli.config import SliConfig, duration_ms
+from telemetry_pipeline.sli.sketch import MIN_LATENCY_MS, LatencyMapping, dense_from_counts, hll_of
+from telemetry_pipeline.sli.slo import SloResolver
+from telemetry_pipeline.sli.windows import new_bucket
+
+_SERVER, _CONSUMER = 2, 5  # Span.SpanKind
+_REQUEST_KINDS = frozenset({_SERVER, _CONSUMER})
+_STATUS_UNSET, _STATUS_ERROR = 0, 2
+_DELTA, _CUMULATIVE = 1, 2  # AggregationTemporality
+_HTTP_STATUS_KEYS = frozenset({"http.response.status_code", "http.status_code"})
+# Server duration histograms and their unit when the metric does not state one.
+DURATION_METRICS = {
+    "http.server.request.duration": "s",
+    "http.server.duration": "ms",
+    "rpc.server.duration": "ms",
+}
+_UNIT_TO_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001, "ns": 1e-6}
+# gRPC codes that are server errors (OTel gRPC semantic conventions, server span status).
+_GRPC_SERVER_ERRORS = frozenset({2, 4, 12, 13, 14, 15})
+_ERROR_ATTRIBUTE_KEYS = frozenset(
+    {"http.response.status_code", "http.status_code", "rpc.grpc.status_code", "error.type"}
+)
+_NS_PER_MS = 1_000_000
+
+
+@dataclass(slots=True)
+class SliPartial:
+    """One service's aggregates for one finest-tier bucket; `bucket` uses the layout of `windows`."""
+
+    service: str
+    max_time_ms: int
+    bucket: list
+
+    @property
+    def bucket_start_ms(self) -> int:
+        return self.bucket[0]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"service": self.service, "max_time_ms": self.max_time_ms, "bucket": self.bucket})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SliPartial:
+        obj = orjson.loads(data)
+        return cls(obj["service"], obj["max_time_ms"], obj["bucket"])
+
+
+class _Requests:
+    __slots__ = ("bins", "errors", "good", "requests", "zeros")
+
+    def __init__(self) -> None:
+        self.requests = self.errors = self.good = self.zeros = 0
+        self.bins: dict[int, int] = {}
+
+    def to_json(self) -> list:
+        return [self.requests, self.errors, self.good, self.zeros, dense_from_counts(self.bins)]
+
+
+class _Accumulator:
+    """A partial under construction: counters plus sets that become HyperLogLogs at drain."""
+
+    __slots__ = (
+        "keys",
+        "logs",
+        "logs_traced",
+        "max_ns",
+        "metric_req",
+        "names",
+        "points",
+        "resource_attrs",
+        "resources",
+        "sample_countdown",
+        "span_req",
+        "spans",
+    )
+
+    def __init__(self) -> None:
+        self.spans = self.points = self.logs = self.logs_traced = self.resources = self.resource_attrs = 0
+        self.max_ns = self.sample_countdown = 0
+        self.span_req: _Requests | None = None
+        self.metric_req: _Requests | None = None
+        self.names: set[str] = set()
+        self.keys: set[str] = set()
+
+
+@dataclass
+class AggregatorStats:
+    future_dropped: int = 0  # items with event time beyond now + max_clock_skew
+    metric_baselines: int = 0  # cumulative points that only set a baseline (first seen, layout change)
+    series_cached: int = 0
+
+
+class PartialAggregator:
+    def __init__(self, config: SliConfig, slos: SloResolver) -> None:
+        self._slos = slos
+        self._bucket_ns = config.fine_bucket_ms * _NS_PER_MS
+        self._mapping = LatencyMapping(config.latency_relative_accuracy)
+        self._max_skew_ns = duration_ms(config.max_clock_skew) * _NS_PER_MS
+        self._requirements = [tuple(req.split("|")) for req in config.recommended_resource_attributes]
+        self._series_limit = config.metric_series_cache_size
+        self._key_sampling = config.attribute_key_sampling
+        # Cumulative histogram series digest -> its last point (start time, count, counts, zeros, layout).
+        self._series: OrderedDict[bytes, tuple] = OrderedDict()
+        self._pending: dict[tuple[str, int], _Accumulator] = {}
+        self._thresholds: dict[str, float] = {}
+        self.stats = AggregatorStats()
+
+    def add(self, signal: Signal, message: Message, now_ms: int | None = None) -> None:
+        """Aggregate one redacted message. With `now_ms`, items stamped further ahead than the allowed
+        clock skew are counted and skipped, so one bad clock cannot drag the watermark into the future."""
+        limit_ns = (now_ms * _NS_PER_MS + self._max_skew_ns) if now_ms is not None else None
+        if signal is Signal.TRACES:
+            self._add_traces(message, limit_ns)  # type: ignore[arg-type]
+        elif signal is Signal.METRICS:
+            self._add_metrics(message, limit_ns)  # type: ignore[arg-type]
+        else:
+            self._add_logs(message, limit_ns)  # type: ignore[arg-type]
+
+    def drain(self) -> list[SliPartial]:
+        partials = []
+        for (service, index), acc in sorted(self._pending.items()):
+            bucket = new_bucket(index * self._bucket_ns // _NS_PER_MS)
+            bucket[1:] = [
+                acc.spans,
+                acc.points,
+                acc.logs,
+                acc.logs_traced,
+                acc.resources,
+                acc.resource_attrs,
+                acc.span_req.to_json() if acc.span_req else None,
+                acc.metric_req.to_json() if acc.metric_req else None,
+                hll_of(acc.names) if acc.names else None,
+                hll_of(acc.keys) if acc.keys else None,
+            ]
+            partials.append(SliPartial(service, acc.max_ns // _NS_PER_MS, bucket))
+        self._pending.clear()
+        self._thresholds.clear()  # SLOs may change (service catalog); re-read once per drain
+        self.stats.series_cached = len(self._series)
+        return partials
+
+    def _accumulator(self, service: str, time_ns: int) -> _Accumulator:
+        key = (service, time_ns // self._bucket_ns)
+        acc = self._pending.get(key)
+        if acc is None:
+            acc = self._pending[key] = _Accumulator()
+        return acc
+
+    def _threshold(self, service: str) -> float:
+        threshold = self._thresholds.get(service)
+        if threshold is None:
+            threshold = self._thresholds[service] = self._slos.slo_for(service).latency_threshold_ms
+        return threshold
+
+    def _resource_attrs_met(self, resource: Resource) -> int:
+        present = {kv.key for kv in resource.attributes}
+        met = sum(1 for keys in self._requirements if any(key in present for key in keys))
+        if SERVICE_NAME in present and service_name(resource).startswith(UNKNOWN_SERVICE):
+            met -= 1  # the SDK's placeholder is not a service name
+        return met
+
+    def _count_resource(self, service: str, resource: Resource, time_ns: int) -> None:
+        acc = self._accumulator(service, time_ns)
+        acc.resources += 1
+        acc.resource_attrs += self._resource_attrs_met(resource)
+
+    def _add_traces(self, message: TracesData, limit_ns: int | None) -> None:
+        bucket_ns, mapping_index, key_sampling = self._bucket_ns, self._mapping.index, self._key_sampling
+        for resource_spans in message.resource_spans:
+            resource = resource_spans.resource
+            service = service_name(resource)
+            threshold = self._threshold(service)
+            current_index, acc, resource_counted = -1, None, False
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    end_ns = span.end_time_unix_nano
+                    start_ns = span.start_time_unix_nano
+                    time_ns = end_ns or start_ns
+                    if time_ns // bucket_ns != current_index or acc is None:
+                        if limit_ns is not None and time_ns > limit_ns:
+                            self.stats.future_dropped += 1
+                            continue
+                        current_index = time_ns // bucket_ns
+                        acc = self._accumulator(service, time_ns)
+                        if not resource_counted:
+                            self._count_resource(service, resource, time_ns)
+                            resource_counted = True
+                    acc.spans += 1
+                    if time_ns > acc.max_ns:
+                        acc.max_ns = time_ns
+                    name = span.name
+                    names = acc.names
+                    # Reading an attribute list costs ~0.5 us per attribute, most of this loop: key
+                    # cardinality is sampled from spans with a name new to the bucket and 1 in N others.
+                    acc.sample_countdown -= 1
+                    if name not in names or acc.sample_countdown <= 0:
+                        names.add(name)
+                        acc.sample_countdown = key_sampling
+                        acc.keys.update([kv.key for kv in span.attributes])
+                    kind = span.kind
+                    if kind not in _REQUEST_KINDS and span.parent_span_id:
+                        continue
+                    requests = acc.span_req
+                    if requests is None:
+                        requests = acc.span_req = _Requests()
+                    requests.requests += 1
+                    status = span.status.code
+                    if status == _STATUS_ERROR or (
+                        status == _STATUS_UNSET and kind == _SERVER and _http_status(span.attributes) >= 500
+                    ):
+                        requests.errors += 1
+                    latency_ms = (end_ns - start_ns) / _NS_PER_MS
+                    if latency_ms <= threshold:
+                        requests.good += 1
+                    if latency_ms < MIN_LATENCY_MS:
+                        requests.zeros += 1
+                    else:
+                        index = mapping_index(latency_ms)
+                        requests.bins[index] = requests.bins.get(index, 0) + 1
+
+    def _add_logs(self, message: LogsData, limit_ns: int | None) -> None:
+        for resource_logs in message.resource_logs:
+            resource = resource_logs.resource
+            service = service_name(resource)
+            resource_counted = False
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    time_ns = record.time_unix_nano or record.observed_time_unix_nano
+                    if limit_ns is not None and time_ns > limit_ns:
+                        self.stats.future_dropped += 1
+                        continue
+                    acc = self._accumulator(service, time_ns)
+                    if not resource_counted:
+                        self._count_resource(service, resource, time_ns)
+                        resource_counted = True
+                    acc.logs += 1
+                    if time_ns > acc.max_ns:
+                        acc.max_ns = time_ns
+                    trace_id = record.trace_id
+                    if trace_id and trace_id.strip(b"\x00"):
+                        acc.logs_traced += 1
+
+    def _add_metrics(self, message: MetricsData, limit_ns: int | None) -> None:
+        for resource_metrics in message.resource_metrics:
+            resource = resource_metrics.resource
+            service = service_name(resource)
+            resource_counted = False
+            resource_digest: bytes | None = None
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    if kind is None:
+                        continue
+                    data = getattr(metric, kind)
+                    points = data.data_points
+                    if not points:
+                        continue
+                    time_ns = points[0].time_unix_nano
+                    if limit_ns is not None and time_ns > limit_ns:
+                        self.stats.future_dropped += len(points)
+                        continue
+                    acc = self._accumulator(service, time_ns)
+                    if not resource_counted:
+                        self._count_resource(service, resource, time_ns)
+                        resource_counted = True
+                    acc.points += len(points)
+                    if time_ns > acc.max_ns:
+                        acc.max_ns = time_ns
+                    if metric.name in DURATION_METRICS and kind in ("histogram", "exponential_histogram"):
+                        if resource_digest is None:
+                            resource_digest = resource.SerializeToString(deterministic=True)
+                        self._add_duration_metric(service, resource_digest, metric, kind, limit_ns)
+
+    def _add_duration_metric(
+        self, service: str, resource_digest: bytes, metric: Metric, kind: str, limit_ns: int | None
+    ) -> None:
+        data = getattr(metric, kind)
+        to_ms = _UNIT_TO_MS.get(metric.unit, _UNIT_TO_MS[DURATION_METRICS[metric.name]])
+        threshold = self._threshold(service)
+        cumulative = data.aggregation_temporality == _CUMULATIVE
+        for point in data.data_points:
+            time_ns = point.time_unix_nano
+            if limit_ns is not None and time_ns > limit_ns:
+                continue
+            if kind == "histogram":
+                layout: object = tuple(point.explicit_bounds)
+                counts = list(point.bucket_counts)
+                values = _explicit_representatives(layout, to_ms)
+            else:
+                layout, counts, values = _exponential_buckets(point, to_ms)
+            zeros = point.zero_count if kind == "exponential_histogram" else 0
+            total = point.count
+            if cumulative:
+                series = _series_digest(resource_digest, metric.name, point.attributes)
+                previous = self._series.get(series)
+                self._series[series] = (point.start_time_unix_nano, total, counts, zeros, layout)
+                self._series.move_to_end(series)
+                if len(self._series) > self._series_limit:
+                    self._series.popitem(last=False)
+                delta = _delta(previous, point.start_time_unix_nano, total, counts, zeros, layout)
+                if delta is None:
+                    self.stats.metric_baselines += 1
+                    continue
+                total, counts, zeros = delta
+            if total <= 0:
+                continue
+            acc = self._accumulator(service, time_ns)
+            requests = acc.metric_req
+            if requests is None:
+                requests = acc.metric_req = _Requests()
+            requests.requests += total
+            if _is_error_point(point.attributes):
+                requests.errors += total
+            requests.zeros += zeros
+            good = zeros
+            for count, (low_ms, value_ms, high_ms) in zip(counts, values, strict=False):
+                if not count:
+                    continue
+                if value_ms >= MIN_LATENCY_MS:
+                    index = self._mapping.index(value_ms)
+                    requests.bins[index] = requests.bins.get(index, 0) + count
+                else:
+                    requests.zeros += count
+                # Good: the share of the bucket below the threshold, assuming values spread evenly.
+                if high_ms <= threshold:
+                    good += count
+                elif low_ms < threshold:
+                    good += count * (threshold - low_ms) / (high_ms - low_ms)
+            requests.good += round(good)
+
+
+def _http_status(attributes: Iterable[KeyValue]) -> int:
+    for kv in attributes:
+        if kv.key in _HTTP_STATUS_KEYS:
+            return _status_number(kv.value)
+    return 0
+
+
+def _status_number(value: AnyValue) -> int:
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        return value.int_value
+    if kind == "string_value" and value.string_value.isdigit():
+        return int(value.string_value)
+    return 0
+
+
+def _is_error_point(attributes: Iterable[KeyValue]) -> bool:
+    for kv in attributes:
+        key = kv.key
+        if key not in _ERROR_ATTRIBUTE_KEYS:
+            continue
+        if key == "error.type":
+            return True  # set by the HTTP/RPC conventions only when the request failed
+        code = _status_number(kv.value)
+        if (key == "rpc.grpc.status_code" and code in _GRPC_SERVER_ERRORS) or (
+            key != "rpc.grpc.status_code" and code >= 500
+        ):
+            return True
+    return False
+
+
+def _series_digest(resource: bytes, name: str, attributes: Iterable[KeyValue]) -> bytes:
+    digest = hashlib.blake2b(resource, digest_size=16)
+    digest.update(name.encode())
+    for kv in attributes:
+        digest.update(kv.SerializeToString(deterministic=True))
+    return digest.digest()
+
+
+def _delta(
+    previous: tuple | None, start_ns: int, total: int, counts: list[int], zeros: int, layout: object
+) -> tuple[int, list[int], int] | None:
+    """Delta of a cumulative point against the series' previous one; None when it is only a baseline.
+
+    A new start time is a reset (the counts are all new); a first point (also the first after a
+    worker restart, since the cache is not persisted) or a changed bucket layout is a baseline.
+    """
+    if previous is None:
+        return None
+    prev_start, prev_total, prev_counts, prev_zeros, prev_layout = previous
+    if start_ns != prev_start:
+        return total, counts, zeros
+    if layout != prev_layout or len(counts) != len(prev_counts) or total < prev_total:
+        return None
+    return total - prev_total, [c - p for c, p in zip(counts, prev_counts, strict=True)], zeros - prev_zeros
+
+
+@functools.lru_cache(maxsize=256)  # a handful of bucket layouts serve every series
+def _explicit_representatives(bounds: tuple[float, ...], to_ms: float) -> list[tuple[float, float, float]]:
+    """(low, representative, high) in ms for each explicit bucket; durations are >= 0.
+
+    The representative is the bucket's midpoint; the overflow bucket uses its lower bound (its
+    upper end is unknown), so quantiles from metrics are only as fine as the histogram's buckets.
+    """
+    edges = [0.0, *(b * to_ms for b in bounds)]
+    result = [(low, (low + high) / 2, high) for low, high in itertools.pairwise(edges)]
+    result.append((edges[-1], edges[-1], math.inf))
+    return result
+
+
+def _exponential_buckets(
+    point: ExponentialHistogramDataPoint, to_ms: float
+) -> tuple[object, list[int], list[tuple[float, float, float]]]:
+    """Positive buckets of an exponential histogram point: layout (scale, offset), counts and
+    (low, geometric mid, high) in ms per bucket."""
+    base = 2.0 ** (2.0**-point.scale)
+    offset = point.positive.offset
+    counts = list(point.positive.bucket_counts)
+    values = []
+    for i in range(len(counts)):
+        low, high = base ** (offset + i) * to_ms, base ** (offset + i + 1) * to_ms
+        values.append((low, math.sqrt(low * high), high))
+    return (point.scale, offset), counts, values

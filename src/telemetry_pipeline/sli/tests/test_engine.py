@@ -1,0 +1,400 @@
+import random
+
+import orjson
+import pytest
+
+from telemetry_pipeline.otlp import Signal
+from telemetry_pipeline.sli import (
+    PartialAggregator,
+    SliConfig,
+    SliEngine,
+    SliPartial,
+    SliSnapshot,
+    SloConfig,
+    SloDefaults,
+    SloResolver,
+)
+from telemetry_pipeline.sli.tests.builders import (
+    ERROR,
+    MINUTE_NS,
+    MS,
+    T0_NS,
+    ChangelogStore,
+    histogram,
+    logs,
+    traces,
+)
+from telemetry_pipeline.sli.windows import SPAN_REQ, new_bucket
+
+T0_MS = T0_NS // MS
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+CHECKOUT = SloConfig(service="checkout", availability=99.9, latency={"threshold_ms": 300, "objective": 99.0})
+
+
+def resolver(*slos: SloConfig) -> SloResolver:
+    return SloResolver(list(slos) or [CHECKOUT], SloDefaults())
+
+
+def partials_of(config: SliConfig, slos: SloResolver, *messages: tuple[Signal, object]) -> list[SliPartial]:
+    aggregator = PartialAggregator(config, slos)
+    for signal, message in messages:
+        aggregator.add(signal, message)
+    return aggregator.drain()
+
+
+def pick(snapshots: list[SliSnapshot], window: str, end_ms: int, service: str = "checkout") -> SliSnapshot:
+    iso = _iso(end_ms)
+    [found] = [s for s in snapshots if s.window == window and s.window_end == iso and s.service == service]
+    return found
+
+
+def _iso(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_every_sli_against_hand_computed_values() -> None:
+    config, slos = SliConfig(), resolver()
+    minute0 = [{"end_ns": T0_NS + i * MS, "latency_ms": 10.0 * (i + 1)} for i in range(8)]
+    minute0[0]["status"] = minute0[1]["status"] = ERROR
+    minute1 = [
+        {"end_ns": T0_NS + MINUTE_NS, "latency_ms": 400.0, "status": ERROR},
+        {"end_ns": T0_NS + MINUTE_NS, "latency_ms": 400.0},
+    ]
+    engine = SliEngine(config, slos, {})
+    engine.add(
+        partials_of(
+            config,
+            slos,
+            (Signal.TRACES, traces("checkout", minute0)),
+            (Signal.TRACES, traces("checkout", minute1)),
+            (Signal.LOGS, logs("checkout", [(T0_NS, True)] * 3 + [(T0_NS, False)])),
+        )
+    )
+    snapshots = engine.advance(idle_now_ms=T0_MS + 5 * MINUTE)  # watermark: now - 2m lateness
+    s = pick(snapshots, "5m", T0_MS + 2 * MINUTE)
+    assert (s.requests, s.errors) == (10, 3)
+    assert s.availability == pytest.approx(0.7)
+    assert s.error_rate == pytest.approx(0.3)
+    assert s.latency_good_ratio == pytest.approx(0.8)  # 8 of 10 at or under 300 ms
+    # Ranks 0.5*9=4.5 -> 5th value (50 ms); 0.95*9 and 0.99*9 -> 9th value (400 ms); 1% relative accuracy.
+    assert s.latency_ms.p50 == pytest.approx(50.0, rel=0.01)
+    assert s.latency_ms.p95 == pytest.approx(400.0, rel=0.01)
+    assert s.latency_ms.p99 == pytest.approx(400.0, rel=0.01)
+    assert s.throughput_rps == pytest.approx(10 / 300, abs=1e-6)
+    assert s.burn_rate["5m"] == pytest.approx(0.3 / 0.001)
+    assert s.latency_burn_rate["5m"] == pytest.approx(0.2 / 0.01)
+    assert s.error_budget_remaining == pytest.approx(1 - 300)
+    c = s.completeness
+    assert (c.traces, c.metrics, c.logs) == (True, False, True)
+    assert c.log_trace_correlation == pytest.approx(0.75)
+    assert c.resource_attributes == pytest.approx(1 / 6, abs=1e-6)  # only service.name of six requirements
+    assert c.score == pytest.approx(25 + 15 + 20 * 0.75 + 20 / 6, abs=0.01)
+    assert s.cardinality is not None and s.cardinality.span_names == 1
+    # One minute earlier only minute 0 is in; the 30d period window appears with its label.
+    s1 = pick(snapshots, "5m", T0_MS + MINUTE)
+    assert (s1.requests, s1.errors) == (8, 2)
+    assert pick(snapshots, "30d", T0_MS + 2 * MINUTE).requests == 10
+    assert pick(snapshots, "30d", T0_MS + 2 * MINUTE).cardinality is None
+
+
+def test_sre_workbook_burn_rate_example() -> None:
+    # 99.9% over 30 days; 2% of the budget spent in one hour is a burn rate of 14.4 (SRE Workbook, ch. 5).
+    config = SliConfig(
+        bucket_tiers=[{"size": "1h", "until": "30d"}],
+        windows=["1h"],
+        burn_rate_windows=["1h"],
+        evaluation_step="1h",
+    )
+    engine = SliEngine(config, resolver(), {})
+    per_hour = 10_000
+    hours = 30 * 24
+    start = T0_MS - hours * HOUR
+    partials = []
+    for hour in range(hours):
+        bucket = new_bucket(start + hour * HOUR)
+        errors = 144 if hour == hours - 1 else 0  # 1.44% errors in the last hour
+        bucket[SPAN_REQ] = [per_hour, errors, per_hour, 0, []]
+        partials.append(SliPartial("checkout", start + hour * HOUR + HOUR - 1, bucket))
+    engine.add(partials)
+    last = engine.flush()[-2:]
+    one_hour = next(s for s in last if s.window == "1h")
+    period = next(s for s in last if s.window == "30d")
+    assert one_hour.window_end == _iso(T0_MS)
+    assert one_hour.burn_rate == {"1h": pytest.approx(14.4)}
+    assert period.requests == per_hour * hours
+    assert period.error_budget_remaining == pytest.approx(0.98)  # 144 of 7,200 allowed errors spent
+
+
+def small_tiers(**overrides: object) -> SliConfig:
+    return SliConfig(
+        state_keys="bucket",
+        bucket_tiers=[
+            {"size": "1m", "until": "10m"},
+            {"size": "5m", "until": "1h", "sketch_collapse": 1},
+            {"size": "30m", "until": "6h", "sketch_collapse": 2},
+        ],
+        windows=["5m", "30m", "1h", "6h"],
+        burn_rate_windows=["5m", "1h"],
+        **overrides,
+    )
+
+
+def test_tiers_roll_up_without_double_counting_and_stay_bounded() -> None:
+    config = small_tiers()
+    slos = resolver(SloConfig(service="checkout", period="6h"))
+    engine = SliEngine(config, slos, store := ChangelogStore())
+    minutes = 180
+    snapshots = []
+    for minute in range(minutes):  # one request a minute, 100 ms, every third one an error
+        error = {"status": ERROR} if minute % 3 == 0 else {}
+        spans = [{"end_ns": T0_NS + minute * MINUTE_NS, "latency_ms": 100.0, **error}]
+        engine.add(partials_of(config, slos, (Signal.TRACES, traces("checkout", spans))))
+        snapshots += engine.advance()
+        limits = [10 + 3, 12 + 1, 12 + 1]  # until / size, plus the buckets still filling
+        per_tier = [sum(1 for key in store if key.startswith(f"checkout|{level}|")) for level in range(3)]
+        assert all(n <= limit for n, limit in zip(per_tier, limits, strict=True))
+    snapshots += engine.flush()
+    end = T0_MS + minutes * MINUTE
+    by_window = {s.window: s for s in snapshots if s.window_end == _iso(end)}
+    assert {w: s.requests for w, s in by_window.items()} == {"5m": 5, "30m": 30, "1h": 60, "6h": 180}
+    assert by_window["6h"].errors == 60
+    assert by_window["6h"].latency_ms.p99 == pytest.approx(100.0, rel=0.04)  # tier 2 keeps ~4% accuracy
+    # Off the 5m grid, the 1h window ending at 178m starts at 118m, inside the 5m bucket [115m, 120m) of
+    # tier 1, which it leaves out: minutes 120-167 from tier 1 and 168-177 from tier 0.
+    off_grid = pick(snapshots, "1h", end - 2 * MINUTE)
+    assert off_grid.requests == 58
+    assert off_grid.throughput_rps == pytest.approx(58 / (58 * 60), abs=1e-6)  # per covered second
+    assert pick(snapshots, "5m", end - 2 * MINUTE).requests == 5
+
+
+def test_late_data_within_the_lateness_counts_and_later_data_is_dropped() -> None:
+    config, slos = SliConfig(), resolver()
+    engine = SliEngine(config, slos, {})
+
+    def add(offset_ms: int) -> None:
+        spans = [{"end_ns": (T0_MS + offset_ms) * MS}]
+        engine.add(partials_of(config, slos, (Signal.TRACES, traces("checkout", spans))))
+
+    add(10 * MINUTE)
+    engine.advance()  # watermark T0+8m: steps up to T0+8m are out
+    add(8 * MINUTE + 30_000)  # 1.5 minutes late, within the 2 minutes allowed: bucket [8m, 9m)
+    add(7 * MINUTE + 30_000)  # its bucket [7m, 8m) was evaluated already
+    assert engine.stats()["late_dropped"] == 1
+    snapshots = engine.flush()
+    assert pick(snapshots, "5m", T0_MS + 9 * MINUTE).requests == 1
+    assert pick(snapshots, "5m", T0_MS + 11 * MINUTE).requests == 2
+
+
+def test_metrics_count_and_spans_time_so_nothing_counts_twice() -> None:
+    config, slos = SliConfig(), resolver()
+    both_minute = [{"end_ns": T0_NS, "status": ERROR, "latency_ms": 42.0}] * 10
+    spans_only_minute = [{"end_ns": T0_NS + MINUTE_NS}] * 3
+    metric = histogram(
+        "checkout",
+        "http.server.request.duration",
+        [{"time_ns": T0_NS, "bounds": [0.1], "counts": [20, 0]}],
+        unit="s",
+    )
+    engine = SliEngine(config, slos, {})
+    engine.add(
+        partials_of(
+            config,
+            slos,
+            (Signal.TRACES, traces("checkout", both_minute)),
+            (Signal.TRACES, traces("checkout", spans_only_minute)),
+            (Signal.METRICS, metric),
+        )
+    )
+    s = pick(engine.flush(), "5m", T0_MS + 2 * MINUTE)
+    assert (s.requests, s.errors) == (20 + 3, 0)
+    # Quantiles from the spans' sketch, not the histogram's bucket midpoint (50 ms).
+    assert s.latency_ms.p50 == pytest.approx(42.0, rel=0.01)
+    assert (s.completeness.traces, s.completeness.metrics) == (True, True)
+
+
+def test_idle_input_lets_wall_time_push_the_watermark_for_silent_services() -> None:
+    config, slos = SliConfig(), resolver()
+    engine = SliEngine(config, slos, {})
+    engine.add(partials_of(config, slos, (Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}]))))
+    assert engine.advance() == []  # nothing past the watermark yet
+    snapshots = engine.advance(idle_now_ms=T0_MS + 10 * MINUTE)
+    silent = pick(snapshots, "5m", T0_MS + 8 * MINUTE)
+    assert (silent.requests, silent.availability, silent.burn_rate["5m"]) == (0, None, 0.0)
+    assert silent.latency_ms.p50 is None
+    assert silent.completeness.traces is False
+    assert pick(snapshots, "1h", T0_MS + 8 * MINUTE).requests == 1
+    assert engine.advance(idle_now_ms=T0_MS + 10 * MINUTE) == []  # each step once
+
+
+def test_services_are_capped_and_expire_when_their_data_ages_out() -> None:
+    config = SliConfig(
+        bucket_tiers=[{"size": "1m", "until": "10m"}],
+        windows=["5m"],
+        burn_rate_windows=["5m"],
+        max_services=1,
+    )
+    slos = SloResolver([], SloDefaults(period="10m"))
+    engine = SliEngine(config, slos, store := ChangelogStore())
+    engine.add(
+        partials_of(
+            config,
+            slos,
+            (Signal.TRACES, traces("a", [{"end_ns": T0_NS}])),
+            (Signal.TRACES, traces("b", [{"end_ns": T0_NS}])),
+        )
+    )
+    assert list(store) == ["a"]  # keyed by service (the default layout)
+    assert engine.stats()["services_rejected"] == 1
+    snapshots = engine.advance(idle_now_ms=T0_MS + HOUR)
+    assert store == {}
+    assert engine.stats()["services_expired"] == 1
+    # The last snapshot is the last step whose 10m period window still reaches the data.
+    assert max(s.window_end for s in snapshots) == _iso(T0_MS + 10 * MINUTE)
+
+
+def batches(seed: int) -> list[tuple[list[SliPartial], int | None]]:
+    """Two hours of services with jitter, very late records, a silent stretch, a service that starts
+    late and idle ticks whose wall clock runs ahead of event time."""
+    config, slos = SliConfig(), resolver()
+    rng = random.Random(seed)
+    result = []
+    for tick in range(120):
+        messages = []
+        for service in ("checkout", "cart", "search", "joiner"):
+            if (service == "search" and 40 <= tick < 70) or (service == "joiner" and tick < 86):
+                continue
+            spans = [
+                {
+                    "end_ns": T0_NS + tick * MINUTE_NS - rng.randrange(0, 150_000) * MS,
+                    "latency_ms": rng.lognormvariate(4, 1),
+                    **({"status": ERROR} if rng.random() < 0.05 else {}),
+                }
+                for _ in range(rng.randrange(1, 20))
+            ]
+            if rng.random() < 0.1:
+                spans.append({"end_ns": T0_NS + (tick - 10) * MINUTE_NS})  # beyond the allowed lateness
+            messages.append((Signal.TRACES, traces(service, spans)))
+        messages.append((Signal.LOGS, logs("cart", [(T0_NS + tick * MINUTE_NS, rng.random() < 0.5)] * 3)))
+        idle = T0_MS + tick * MINUTE + 4 * MINUTE if tick % 17 == 0 else None
+        result.append((partials_of(config, slos, *messages), idle))
+    return result
+
+
+def run(steps: list[tuple[list[SliPartial], int | None]], store: dict, state_keys: str) -> list[bytes]:
+    engine = SliEngine(SliConfig(state_keys=state_keys), resolver(), store)
+    out = []
+    for partials, idle in steps:
+        engine.add(partials)
+        out.extend(s.to_json_bytes() for s in engine.advance(idle))
+    return out
+
+
+@pytest.mark.parametrize("state_keys", ["service", "bucket"])
+def test_a_new_engine_over_the_recovered_store_continues_exactly(state_keys: str) -> None:
+    steps = batches(seed=3)
+    straight = run(steps, store_a := ChangelogStore(), state_keys)
+    store_b = ChangelogStore()
+    first_half = run(steps[:86], store_b, state_keys)  # right after an idle tick (85), before "joiner" starts
+    recovered = ChangelogStore(store_b)  # what a changelog recovery gives back, no shared objects
+    second_half = run(steps[86:], recovered, state_keys)
+    assert first_half + second_half == straight
+    assert recovered == store_a
+    engine = SliEngine(SliConfig(state_keys=state_keys), resolver(), recovered)
+    assert engine.stats()["late_dropped"] == 0  # counters of this process; the per-service ones are stored
+    assert sum(v.get("late_dropped", 0) for v in recovered.values()) > 0  # the run had late data
+    assert len(straight) > 1000  # the comparison covers real output
+    assert len({orjson.loads(s)["window_end"] for s in straight}) >= 100
+
+
+def test_snapshot_json_is_deterministic_and_matches_the_contract_fields() -> None:
+    config, slos = SliConfig(), resolver()
+    engine = SliEngine(config, slos, {})
+    engine.add(partials_of(config, slos, (Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}]))))
+    snapshot = engine.flush()[0]
+    obj = orjson.loads(snapshot.to_json_bytes())
+    assert list(obj)[:13] == [
+        "service",
+        "window",
+        "window_end",
+        "requests",
+        "errors",
+        "availability",
+        "error_rate",
+        "latency_ms",
+        "latency_good_ratio",
+        "throughput_rps",
+        "burn_rate",
+        "latency_burn_rate",
+        "error_budget_remaining",
+    ]
+    assert set(obj["completeness"]) == {
+        "traces",
+        "metrics",
+        "logs",
+        "log_trace_correlation",
+        "resource_attributes",
+        "score",
+    }
+    assert set(obj["burn_rate"]) == set(config.burn_rate_windows)
+    assert SliSnapshot.model_validate_json(snapshot.to_json_bytes()) == snapshot
+
+
+def test_the_slo_period_is_a_window_once_even_when_configured_as_one() -> None:
+    config = SliConfig(windows=["5m", "1d"])
+    slos = resolver(SloConfig(service="checkout", period="1d"), SloConfig(service="cart", period="3d"))
+    engine = SliEngine(config, slos, {})
+    engine.add(
+        partials_of(
+            config,
+            slos,
+            (Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}])),
+            (Signal.TRACES, traces("cart", [{"end_ns": T0_NS}])),
+        )
+    )
+    last = [s for s in engine.flush() if s.window_end == _iso(T0_MS + MINUTE)]
+    assert sorted((s.service, s.window) for s in last) == [
+        ("cart", "1d"),
+        ("cart", "3d"),
+        ("cart", "5m"),
+        ("checkout", "1d"),
+        ("checkout", "5m"),
+    ]
+
+
+def test_a_metrics_only_service_gets_every_sli() -> None:
+    config, slos = SliConfig(), resolver()
+    # 6 requests <= 100 ms, 4 in (100, 500] ms, 2 errors above 500 ms; threshold 300 ms.
+    metric = histogram(
+        "checkout",
+        "http.server.request.duration",
+        [
+            {
+                "time_ns": T0_NS,
+                "bounds": [0.1, 0.5],
+                "counts": [6, 4, 0],
+                "attrs": {"http.response.status_code": 200},
+            },
+            {
+                "time_ns": T0_NS,
+                "bounds": [0.1, 0.5],
+                "counts": [0, 0, 2],
+                "attrs": {"http.response.status_code": 500},
+            },
+        ],
+        unit="s",
+    )
+    engine = SliEngine(config, slos, {})
+    engine.add(partials_of(config, slos, (Signal.METRICS, metric)))
+    s = pick(engine.flush(), "5m", T0_MS + MINUTE)
+    assert (s.requests, s.errors) == (12, 2)
+    assert s.availability == pytest.approx(10 / 12, abs=1e-6)
+    assert s.latency_good_ratio == pytest.approx(8 / 12, abs=1e-6)  # half of (100, 500] assumed under 300
+    assert s.latency_ms.p50 == pytest.approx(50.0, rel=0.01)  # midpoint of the first bucket (rank 5.5)
+    assert s.latency_ms.p99 == pytest.approx(500.0, rel=0.01)  # the overflow bucket's lower bound
+    assert s.burn_rate["5m"] == pytest.approx((2 / 12) / 0.001, rel=1e-6)
+    assert (s.completeness.traces, s.completeness.metrics, s.completeness.logs) == (False, True, False)
+    # Metrics 20 + resource attributes 20 * 2/6 (service.name, service.instance.id) of 100.
+    assert s.completeness.score == pytest.approx(20 + 20 * 2 / 6, abs=0.01)
