@@ -1,0 +1,44 @@
+"""Prometheus metrics of the worker. Labels are signal, stage, service and detector names only:
+never a value from a record, so no PII can reach a label."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Gauge, start_http_server
+
+if TYPE_CHECKING:
+    from telemetry_pipeline.core import CoreResult
+
+
+class WorkerMetrics:
+    def __init__(self, port: int | None) -> None:
+        self.clean_records = Counter("tp_clean_records_total", "Records written to .clean topics", ["signal"])
+        self.dlq_records = Counter("tp_dlq_records_total", "Records sent to the DLQ", ["stage"])
+        self.partials = Counter("tp_sli_partials_total", "SLI partial aggregates emitted")
+        self.held = Gauge("tp_held_messages", "Messages held waiting for their trace context")
+        self.redactions = Gauge("tp_redactions", "Values redacted since start", ["service", "detector"])
+        self.enrichment = Gauge("tp_enrichment", "Enrichment counters and table sizes", ["name"])
+        self.sli = Gauge("tp_sli_engine", "SLI engine counters", ["name"])
+        if port is not None:
+            start_http_server(port, addr="127.0.0.1")
+
+    def count(self, result: CoreResult) -> None:
+        for clean in result.clean:
+            self.clean_records.labels(clean.signal).inc()
+        for rejected in result.dlq:
+            self.dlq_records.labels(rejected.reason.split(":", 1)[0]).inc()
+        self.partials.inc(len(result.partials))
+
+    def observe(self, shell) -> None:
+        if not shell.core_ready():
+            return
+        core = shell.core()
+        self.held.set(len(core.held))
+        for (service, detector), count in core.stats.redactions.items():
+            self.redactions.labels(service, detector).set(count)
+        for name, value in core.enricher.stats().as_dict().items():
+            self.enrichment.labels(name).set(value)
+        if shell.engine_ready():
+            for name, value in shell.engine().stats().items():
+                self.sli.labels(name).set(value)

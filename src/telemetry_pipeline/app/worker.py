@@ -1,0 +1,275 @@
+"""Faust wiring: one ingest agent per signal, the SLI agent, a tick timer, and the context followers.
+
+Every agent takes input in batches without acknowledging it (`noack_take`), runs the core, delivers
+the outputs with confluent-kafka and only then acknowledges the inputs the core reports finished;
+Faust commits the highest contiguous acknowledged offset, so a crash replays rather than loses.
+Agents keep concurrency 1 (FAUST-NOTES #606).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+import faust
+from faust.serializers import codecs
+from faust.types import EventT, StreamT
+
+from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
+from telemetry_pipeline.app.metrics import WorkerMetrics
+from telemetry_pipeline.config import PipelineConfig
+from telemetry_pipeline.core import Core, CoreResult, InputRecord
+from telemetry_pipeline.enrichment import UserDirectory
+from telemetry_pipeline.enrichment.context_sources import CompactedTopicFollower
+from telemetry_pipeline.otlp import Signal
+from telemetry_pipeline.sli import SliEngine, SliPartial
+
+log = logging.getLogger(__name__)
+
+
+class _Utf8Codec(codecs.Codec):
+    """Table keys as plain UTF-8: the changelog key bytes equal the input record key bytes, so
+    murmur2 puts a trace's context on the partition number its records arrive on."""
+
+    def _dumps(self, obj: str) -> bytes:
+        return obj.encode()
+
+    def _loads(self, s: bytes) -> str:
+        return s.decode()
+
+
+codecs.register("utf8", _Utf8Codec())
+
+
+def _keyed_table(app: faust.App, name: str) -> faust.Table:
+    table = app.Table(name, default=None, use_partitioner=True)
+    # Faust derives serializers from key_type/value_type only; set ours before the changelog
+    # topic (created lazily) reads them.
+    table.key_serializer = "utf8"
+    table.value_serializer = "json"
+    return table
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def create_app(config: PipelineConfig) -> faust.App:
+    kafka = config.kafka
+    worker = config.worker
+    app = faust.App(
+        worker.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(config),
+        # memory:// tables replay their (compacted, bounded) changelog on start; rocksdb's store
+        # needs a current event for every write, which batch processing and timers don't have.
+        store="memory://",
+        datadir=str(worker.data_dir),
+        topic_partitions=worker.table_partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=kafka.producer_linger_ms,
+        producer_max_batch_size=kafka.producer_batch_bytes,
+        producer_compression_type=None
+        if kafka.producer_compression == "none"
+        else kafka.producer_compression,
+        broker_commit_interval=1.0,
+        web_enabled=False,
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    topics = config.topics
+
+    # Keyed by trace id with the producer's murmur2 partitioner, so a trace's context lands on the
+    # changelog partition of the input partition its records arrive on (when inputs are keyed by
+    # trace id, as the Collector's partition_traces_by_id does).
+    trace_context = _keyed_table(app, "trace-context")
+    sli_state = _keyed_table(app, "sli-state")
+    users = UserDirectory()
+    services: dict[str, dict] = {}
+    metrics = WorkerMetrics(worker.metrics_port)
+    shell = _Shell(config, trace_context, sli_state, users, services, metrics)
+
+    for signal in Signal:
+        _ingest_agent(app, shell, signal, app.topic(topics.input(signal), **raw))
+
+    @app.agent(app.topic(topics.sli_partials, **raw))
+    async def sli(stream: StreamT) -> None:
+        delivery = shell.delivery()
+        async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
+            engine = shell.engine()
+            engine.add(SliPartial.from_bytes(event.value) for event in events)
+            await delivery.send(shell.snapshot_records(engine.advance()))
+            for event in events:
+                await stream.ack(event)
+            shell.last_partial_ms = _now_ms()
+
+    @app.timer(interval=worker.tick_interval_s)
+    async def tick() -> None:
+        """Release held messages whose grace is over; let an idle input move the SLI watermark."""
+        delivery = shell.tick_delivery
+        now = _now_ms()
+        if shell.core_ready():
+            await shell.emit(shell.core().release(now), delivery)
+        if shell.engine_ready() and now - shell.last_partial_ms > worker.idle_after_s * 1000:
+            await delivery.send(shell.snapshot_records(shell.engine().advance(idle_now_ms=now)))
+        metrics.observe(shell)
+
+    for follower in shell.followers:
+        app.service(follower)  # type: ignore[arg-type]
+    return app
+
+
+def _apply_to(table: dict[str, dict]):
+    def apply(key: str, value: dict | None) -> None:
+        if value is None:
+            table.pop(key, None)  # a tombstone
+        else:
+            table[key] = value
+
+    return apply
+
+
+def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.TopicT) -> None:
+    worker = shell.config.worker
+
+    async def ingest(stream: StreamT) -> None:
+        delivery = shell.delivery()
+        await shell.context_loaded()
+        async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
+            records = [_input_record(signal, stream, event) for event in events]
+            await shell.emit(shell.core().process(records, _now_ms()), delivery)
+
+    ingest.__name__ = f"ingest_{signal}"
+    app.agent(topic, name=f"ingest-{signal}")(ingest)
+
+
+def _input_record(signal: Signal, stream: StreamT, event: EventT) -> InputRecord:
+    message = event.message
+    return InputRecord(
+        signal,
+        message.key,
+        message.value,
+        f"{message.topic}[{message.partition}]@{message.offset}",
+        ref=(stream, event),
+    )
+
+
+class _Shell:
+    """What the agents share: the core (built after table recovery), the SLI engine, outputs."""
+
+    def __init__(self, config, trace_context, sli_state, users, services, metrics) -> None:
+        self.config = config
+        self._trace_context = trace_context
+        self._sli_state = sli_state
+        self._users = users
+        self._services = services
+        self._core: Core | None = None
+        self._engine: SliEngine | None = None
+        self.metrics = metrics
+        self.last_partial_ms = _now_ms()
+        self.tick_delivery = self.delivery()
+        kafka, context = config.kafka, config.context
+        self.followers = [
+            CompactedTopicFollower(kafka, context.user_context_topic, users.update),
+            CompactedTopicFollower(kafka, context.service_catalog_topic, _apply_to(services)),
+        ]
+
+    async def context_loaded(self) -> None:
+        """Wait (bounded) until the context topics are read to their end, so the first records
+        already find their users and services; later updates apply as they arrive."""
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(f.ready.wait() for f in self.followers)), self.config.worker.context_wait_s
+            )
+        except TimeoutError:
+            log.warning(
+                "context topics not loaded after %ss; enriching with what is there",
+                self.config.worker.context_wait_s,
+            )
+
+    def delivery(self) -> Delivery:
+        return Delivery(self.config.kafka.producer_config(), self.config.worker.delivery_timeout_s)
+
+    # Built on first use: agents and timers run only after Faust has recovered the tables,
+    # and both read their state from the tables when they are built.
+    def core(self) -> Core:
+        if self._core is None:
+            self._core = Core(
+                self.config, trace_store=self._trace_context, users=self._users, services=self._services
+            )
+        return self._core
+
+    def core_ready(self) -> bool:
+        return self._core is not None
+
+    def engine(self) -> SliEngine:
+        if self._engine is None:
+            self._engine = SliEngine(self.config.sli, self.core().slos, self._sli_state)
+        return self._engine
+
+    def engine_ready(self) -> bool:
+        return self._engine is not None
+
+    async def emit(self, result: CoreResult, delivery: Delivery) -> None:
+        topics = self.config.topics
+        outbound: list[OutboundRecord] = []
+        for clean in result.clean:
+            headers = _headers_of(clean.origin)
+            outbound.append(OutboundRecord(topics.clean(clean.signal), clean.key, clean.value, headers))
+        for rejected in result.dlq:
+            origin = rejected.origin
+            topic, partition, offset = _coordinates(origin)
+            headers = [
+                *(_headers_of(origin) or []),
+                ("error", rejected.reason.encode()),
+                ("source.topic", topic.encode()),
+                ("source.partition", str(partition).encode()),
+                ("source.offset", str(offset).encode()),
+            ]
+            outbound.append(OutboundRecord(topics.dlq, origin.key, origin.value, headers))
+        for partial in result.partials:
+            outbound.append(OutboundRecord(topics.sli_partials, partial.service.encode(), partial.to_bytes()))
+        if outbound:
+            await delivery.send(outbound)
+        for record in result.finished:
+            stream, event = record.ref
+            await stream.ack(event)
+        self.metrics.count(result)
+
+    def snapshot_records(self, snapshots: Iterable) -> list[OutboundRecord]:
+        topic = self.config.topics.sli
+        return [OutboundRecord(topic, s.service.encode(), s.to_json_bytes()) for s in snapshots]
+
+
+def _headers_of(record: InputRecord) -> list[tuple[str, bytes]] | None:
+    _stream, event = record.ref
+    headers = event.message.headers
+    if not headers:
+        return None
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)
+
+
+def _coordinates(record: InputRecord) -> tuple[str, int, int]:
+    message = record.ref[1].message
+    return message.topic, message.partition, message.offset
+
+
+def _credentials(config: PipelineConfig) -> faust.SASLCredentials | None:
+    kafka = config.kafka
+    if not kafka.sasl_mechanism:
+        return None
+    return faust.SASLCredentials(
+        username=kafka.sasl_username,
+        password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+        mechanism=kafka.sasl_mechanism,
+        ssl_context=None,
+    )
+
+
+def run_worker(config: PipelineConfig, loglevel: str = "info") -> None:
+    """Run the worker until SIGTERM/SIGINT; Faust stops agents, commits, and exits."""
+    from faust.worker import Worker
+
+    app = create_app(config)
+    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,195 @@
+"""The configuration: one YAML file validated by pydantic, every field overridable from the environment.
+
+Environment overrides use the prefix ``TP_`` and ``__`` between nested names, e.g.
+``TP_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or ``TP_REDACTION__HMAC_KEY=...``. Values are parsed as
+YAML scalars or flow collections, so ``TP_WORKER__BATCH_MAX_MESSAGES=50`` is an int and
+``TP_SLOS='[{service: checkout, availability: 99.9}]'`` a list. A wrong field fails at start-up with
+its dotted name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from telemetry_pipeline.enrichment.config import ContextConfig, EnrichmentConfig
+from telemetry_pipeline.otlp import Encoding, Signal
+from telemetry_pipeline.redaction.config import RedactionConfig
+from telemetry_pipeline.sli.config import SliConfig, SloConfig, SloDefaults
+
+ENV_PREFIX = "TP_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # Throughput over latency for the outputs: the producer defaults (linger 0, 16 KB batches,
+    # no compression) cost most of the pipeline's speed (FAUST-NOTES, Transports).
+    producer_linger_ms: int = Field(20, ge=0)
+    producer_batch_bytes: int = Field(1_048_576, gt=0)
+    producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka settings shared by every confluent-kafka client we create."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username or ""
+            conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
+        return conf
+
+    def producer_config(self) -> dict[str, Any]:
+        return {
+            **self.client_config(),
+            "linger.ms": self.producer_linger_ms,
+            "batch.size": self.producer_batch_bytes,
+            "compression.type": self.producer_compression,
+            "enable.idempotence": True,
+            # Kafka's Java-compatible hash, the one Faust's tables use: a service's partials land
+            # on the partition of its sli-state changelog, a trace's records on its context's.
+            "partitioner": "murmur2_random",
+            "acks": "all",
+        }
+
+
+class TopicNames(_Section):
+    spans: str = "otlp_spans"
+    metrics: str = "otlp_metrics"
+    logs: str = "otlp_logs"
+    spans_clean: str = "otlp_spans.clean"
+    metrics_clean: str = "otlp_metrics.clean"
+    logs_clean: str = "otlp_logs.clean"
+    dlq: str = "telemetry.dlq"
+    sli_partials: str = "sli-partials"
+    sli: str = "sli"
+    incidents: str = "incidents"
+
+    def input(self, signal: Signal) -> str:
+        return {Signal.TRACES: self.spans, Signal.METRICS: self.metrics, Signal.LOGS: self.logs}[signal]
+
+    def clean(self, signal: Signal) -> str:
+        return {
+            Signal.TRACES: self.spans_clean,
+            Signal.METRICS: self.metrics_clean,
+            Signal.LOGS: self.logs_clean,
+        }[signal]
+
+
+class WorkerConfig(_Section):
+    app_id: str = "telemetry-pipeline"
+    data_dir: Path = Path(".telemetry-pipeline")
+    # Faust's cost is per Kafka message; take messages in batches and work per batch.
+    batch_max_messages: int = Field(64, gt=0)
+    batch_within_s: float = Field(0.05, gt=0)
+    # How often held messages are re-checked and idle input lets the SLI watermark advance.
+    tick_interval_s: float = Field(0.25, gt=0)
+    # After this long without SLI partials, wall time moves the SLI watermark (a silent service is
+    # still evaluated).
+    idle_after_s: float = Field(30.0, gt=0)
+    # Partitions of Faust's own tables; must equal the input topics' partitions (co-partitioning).
+    table_partitions: int = Field(4, gt=0)
+    metrics_port: int | None = Field(9464, description="Prometheus /metrics port; null to disable")
+    delivery_timeout_s: float = Field(30.0, gt=0)
+    # How long the ingest agents wait at start for the context topics to be read to their end.
+    context_wait_s: float = Field(30.0, ge=0)
+
+
+class PipelineConfig(_Section):
+    environment: Literal["development", "production"] = "development"
+    encoding_default: Encoding = Encoding.PROTO
+    kafka: KafkaConfig = KafkaConfig()
+    topics: TopicNames = TopicNames()
+    worker: WorkerConfig = WorkerConfig()
+    redaction: RedactionConfig = RedactionConfig()
+    enrichment: EnrichmentConfig = EnrichmentConfig()
+    context: ContextConfig = ContextConfig()
+    sli: SliConfig = SliConfig()
+    slos: list[SloConfig] = []
+    slo_defaults: SloDefaults = SloDefaults()
+
+    @model_validator(mode="after")
+    def _production_has_a_key(self) -> PipelineConfig:
+        # Fails at start-up, naming the field, rather than at the first record.
+        self.redaction.load_key(production=self.environment == "production")
+        return self
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the operator: which field, from where, what is wrong."""
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raw = loaded or {}
+        _resolve_relative_paths(raw, Path(path).parent)
+    overridden = _apply_env(raw, os.environ if environ is None else environ)
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, overridden)) from None
+
+
+def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
+    """Context files named in the config are relative to the config file, not the working dir."""
+    context = raw.get("context")
+    if isinstance(context, dict):
+        for key, value in context.items():
+            if key.endswith("_file") and isinstance(value, str) and not Path(value).is_absolute():
+                context[key] = str(base / value)
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Merge TP_* variables into `raw`; returns dotted field -> variable name, for error messages."""
+    overridden: dict[str, str] = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path or path[0] not in PipelineConfig.model_fields:
+            continue
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        # Secrets stay strings even when they look like numbers.
+        node[path[-1]] = text if isinstance(value, (int, float)) and "key" in path[-1] else value
+        overridden[".".join(path)] = name
+    return overridden
+
+
+def _describe(exc: ValidationError, overridden: Mapping[str, str]) -> str:
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        origin = next((f" (from {var})" for path, var in overridden.items() if field.startswith(path)), "")
+        # error["msg"] describes the constraint; the input itself is left out since it may be secret.
+        lines.append(f"{field}{origin}: {error['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

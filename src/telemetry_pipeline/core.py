@@ -1,0 +1,175 @@
+"""The pure core both shells run: decode -> enrich -> redact -> encode, plus SLI partial aggregation.
+
+No Kafka here. The Faust worker and `replay` hand it records and get back what to write where;
+which input records are finished (all their outputs are in a result) is explicit, so a shell can
+acknowledge an input only after the broker has acknowledged its outputs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from telemetry_pipeline.config import PipelineConfig
+from telemetry_pipeline.enrichment import Enricher, HoldBuffer, UserDirectory
+from telemetry_pipeline.otlp import (
+    DecodeError,
+    Encoding,
+    Message,
+    Signal,
+    decode,
+    decode_json_line,
+    encode,
+    sniff_encoding,
+)
+from telemetry_pipeline.redaction import RedactionCounts, RedactionError, Redactor
+from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
+from telemetry_pipeline.sli import PartialAggregator, SliPartial, SloResolver
+
+
+@dataclass(slots=True)
+class InputRecord:
+    """One input message. `signal` None means an OTLP/JSON line whose top-level key names the signal."""
+
+    signal: Signal | None
+    key: bytes | None
+    value: bytes
+    source: str  # "topic[partition]@offset" or "file:line", for the DLQ and errors
+    ref: Any = None  # the shell's handle, e.g. the Faust event to acknowledge
+
+
+@dataclass(slots=True)
+class CleanRecord:
+    signal: Signal
+    key: bytes | None
+    value: bytes
+    origin: InputRecord
+
+
+@dataclass(slots=True)
+class DlqRecord:
+    reason: str
+    origin: InputRecord
+
+
+@dataclass
+class CoreResult:
+    clean: list[CleanRecord] = field(default_factory=list)
+    dlq: list[DlqRecord] = field(default_factory=list)
+    partials: list[SliPartial] = field(default_factory=list)
+    # Inputs whose every output is in this result: safe to acknowledge once those are delivered.
+    finished: list[InputRecord] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Decoded:
+    record: InputRecord
+    signal: Signal
+    encoding: Encoding
+    message: Message
+
+
+@dataclass
+class CoreStats:
+    records_in: Counter[str] = field(default_factory=Counter)  # per signal
+    items_out: Counter[str] = field(default_factory=Counter)  # spans, log records, data points
+    dlq: Counter[str] = field(default_factory=Counter)  # per stage that rejected
+    redactions: RedactionCounts = field(default_factory=RedactionCounts)
+
+
+class Core:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        trace_store: MutableMapping[str, dict],
+        users: UserDirectory,
+        services: Mapping[str, dict],
+        wall_clock: bool = True,
+    ) -> None:
+        """`wall_clock` False (replay) means `now_ms` is a fixed stand-in, not the time of day."""
+        production = config.environment == "production"
+        self.pseudonymize = Pseudonymizer(config.redaction.load_key(production=production))
+        self.enricher = Enricher(config.enrichment, trace_store, users, services, self.pseudonymize)
+        self.redactor = Redactor(config.redaction, self.pseudonymize)
+        self.slos = SloResolver(
+            config.slos, config.slo_defaults, services, max_period_ms=config.sli.retention_ms
+        )
+        self._wall_clock = wall_clock
+        self.aggregator = PartialAggregator(config.sli, self.slos)
+        self.held = HoldBuffer(config.enrichment)
+        self.stats = CoreStats()
+
+    def learn(self, records: Iterable[InputRecord], now_ms: int) -> None:
+        """Harvest trace context only (replay's first pass over its whole input)."""
+        for item in self._decode_all(records, CoreResult()):
+            self.enricher.learn(item.signal, item.message, now_ms)
+
+    def process(self, records: Iterable[InputRecord], now_ms: int, *, final: bool = False) -> CoreResult:
+        """Run a batch. Messages whose trace context is not known yet are held unless `final`."""
+        result = CoreResult()
+        decoded = self._decode_all(records, result)
+        for item in decoded:
+            self.enricher.learn(item.signal, item.message, now_ms)
+        # Held messages first: the batch just learned may carry the context they waited for.
+        for item in [*self.held.take_ready(now_ms, self.enricher), *decoded]:
+            self._finish(item, now_ms, final, result)
+        result.partials = self.aggregator.drain()
+        return result
+
+    def release(self, now_ms: int, *, everything: bool = False) -> CoreResult:
+        """Send out held messages whose grace period is over (or all of them, at shutdown)."""
+        result = CoreResult()
+        for item in self.held.take_ready(now_ms, self.enricher, everything=everything):
+            self._finish(item, now_ms, True, result)
+        result.partials = self.aggregator.drain()
+        return result
+
+    def _decode_all(self, records: Iterable[InputRecord], result: CoreResult) -> list[_Decoded]:
+        decoded = []
+        for record in records:
+            try:
+                if record.signal is None:
+                    signal, message = decode_json_line(record.value)
+                    encoding = Encoding.JSON
+                else:
+                    signal = record.signal
+                    encoding = sniff_encoding(record.value)
+                    message = decode(signal, record.value, encoding)
+            except DecodeError as exc:
+                self._reject(record, f"decode: {exc}", "decode", result)
+                continue
+            self.stats.records_in[signal] += 1
+            decoded.append(_Decoded(record, signal, encoding, message))
+        return decoded
+
+    def _finish(self, item: _Decoded, now_ms: int, final: bool, result: CoreResult) -> None:
+        stage = "enrich"
+        try:
+            if not self.enricher.enrich(item.signal, item.message, final=final, payload=item.record.value):
+                self.held.hold(item, now_ms)
+                return
+            stage = "redact"
+            self.stats.redactions.update(self.redactor.redact(item.message))
+            stage = "encode"
+            value = encode(item.message, item.encoding)
+            stage = "aggregate"
+            # With a real clock, items stamped far in the future are dropped from the SLIs so one
+            # bad client clock cannot drag the watermark ahead.
+            self.aggregator.add(item.signal, item.message, now_ms if self._wall_clock else None)
+        except RedactionError as exc:
+            # Fail closed: a record that could not be redacted never reaches .clean.
+            self._reject(item.record, f"redact: {exc}", "redact", result)
+            return
+        except Exception as exc:
+            self._reject(item.record, f"{stage}: internal error {type(exc).__name__}", stage, result)
+            return
+        result.clean.append(CleanRecord(item.signal, item.record.key, value, item.record))
+        result.finished.append(item.record)
+
+    def _reject(self, record: InputRecord, reason: str, stage: str, result: CoreResult) -> None:
+        self.stats.dlq[stage] += 1
+        result.dlq.append(DlqRecord(reason, record))
+        result.finished.append(record)

@@ -1,0 +1,147 @@
+"""Running the real worker against the real broker: config files, the worker process, consumers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import Consumer, Message, Producer
+
+from telemetry_pipeline.kafka.topics import apply, load_specs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Deployment:
+    """One isolated pipeline deployment: its own topic names, consumer group and data dir."""
+
+    bootstrap: str
+    prefix: str
+    config_path: Path
+    workdir: Path
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+
+def deploy(
+    bootstrap: str, workdir: Path, extra: dict[str, Any] | None = None, partitions: int = 2
+) -> Deployment:
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    apply(bootstrap, load_specs(REPO / "topics"), partitions=partitions, name_prefix=prefix)
+    names = {
+        "spans": "otlp_spans",
+        "metrics": "otlp_metrics",
+        "logs": "otlp_logs",
+        "spans_clean": "otlp_spans.clean",
+        "metrics_clean": "otlp_metrics.clean",
+        "logs_clean": "otlp_logs.clean",
+        "dlq": "telemetry.dlq",
+        "sli_partials": "sli-partials",
+        "sli": "sli",
+        "incidents": "incidents",
+    }
+    config: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": bootstrap, "producer_linger_ms": 5},
+        "topics": {field: prefix + name for field, name in names.items()},
+        "worker": {
+            "app_id": prefix + "app",
+            "data_dir": str(workdir / "worker"),
+            "metrics_port": None,
+            "table_partitions": partitions,
+        },
+        "context": {
+            "user_context_topic": prefix + "user-context",
+            "service_catalog_topic": prefix + "service-catalog",
+        },
+    }
+    for section, values in (extra or {}).items():
+        config.setdefault(section, {}).update(values)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return Deployment(bootstrap, prefix, path, workdir)
+
+
+@contextmanager
+def running_worker(deployment: Deployment, name: str = "worker") -> Iterator[subprocess.Popen]:
+    log_path = deployment.workdir / f"{name}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TP_")}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "telemetry_pipeline.cli",
+                "worker",
+                "--config",
+                str(deployment.config_path),
+                "--loglevel",
+                "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=deployment.workdir,
+        )
+    try:
+        yield process
+    finally:
+        stop_worker(process)
+        if os.environ.get("TP_TEST_SHOW_WORKER_LOG"):
+            print(log_path.read_text(errors="replace")[-5000:])
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    for key, value in records:
+        producer.produce(topic, value, key)
+    assert producer.flush(30) == 0
+
+
+def consume_until(
+    bootstrap: str,
+    topics: list[str],
+    done: Callable[[list[Message]], bool],
+    timeout_s: float = 90,
+) -> list[Message]:
+    """Read `topics` from the beginning until `done(messages)` or the timeout; returns what was read."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(topics)
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not done(messages):
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages
