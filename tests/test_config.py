@@ -97,3 +97,10 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml", environ={})
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(_write(tmp_path, "- a\n- b\n"), environ={})
+
+
+def test_the_annotated_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "config.yaml"
+    config = load_config(example, environ={})
+    assert config.redaction.key_rules["client.address"] == "truncate"
+    assert config.slos[0].latency is not None and config.slos[0].latency.threshold_ms == 300

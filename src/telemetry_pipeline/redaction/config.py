@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from enum import StrEnum
 from pathlib import Path
@@ -123,8 +124,14 @@ class RedactionConfig(BaseModel):
                 "set TP_REDACTION__HMAC_KEY or point hmac_key_file at a file holding the key"
             )
         else:
-            log.warning("redaction: no hmac_key configured; using the public development key")
+            _warn_dev_key()
             return DEV_HMAC_KEY
         if len(key) < 16:
             raise ValueError("redaction.hmac_key: the key must be at least 16 bytes")
         return key
+
+
+@functools.cache
+def _warn_dev_key() -> None:
+    # Once per process: the key is loaded by the config check and again by the core.
+    log.warning("redaction: no hmac_key configured; using the public development key")

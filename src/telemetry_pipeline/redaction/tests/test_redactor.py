@@ -39,7 +39,7 @@ from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.enrichment.config import EnrichmentConfig
 from telemetry_pipeline.otlp import Encoding, Signal, decode, encode, message_to_json
 from telemetry_pipeline.redaction import Action, Detector, RedactionConfig, RedactionError, Redactor
-from telemetry_pipeline.redaction.config import DEV_HMAC_KEY
+from telemetry_pipeline.redaction.config import DEV_HMAC_KEY, _warn_dev_key
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
 from telemetry_pipeline.redaction.redactor import BODY_MASKED_COUNT, MASKED_COUNT, MASKED_KEYS, REDACTED_KEYS
 
@@ -300,9 +300,11 @@ def test_counts_merge_across_messages_and_services() -> None:
 def test_key_loading(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(ValueError, match=r"redaction\.hmac_key"):
         RedactionConfig().load_key(production=True)
+    _warn_dev_key.cache_clear()  # the warning is logged once per process
     with caplog.at_level(logging.WARNING):
         assert RedactionConfig().load_key(production=False) == DEV_HMAC_KEY
-    assert "development key" in caplog.text and DEV_HMAC_KEY.decode() not in caplog.text
+        assert RedactionConfig().load_key(production=False) == DEV_HMAC_KEY
+    assert caplog.text.count("development key") == 1 and DEV_HMAC_KEY.decode() not in caplog.text
     key_file = tmp_path / "key"
     key_file.write_text("production-key-from-a-file\n")
     assert RedactionConfig(hmac_key_file=key_file).load_key(production=True) == b"production-key-from-a-file"
