@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
+from telemetry_pipeline.generate import OutputTopics
 from telemetry_pipeline.kafka.topics import apply, load_specs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +35,21 @@ class Deployment:
 
     def topic(self, name: str) -> str:
         return self.prefix + name
+
+    def generator_topics(self) -> OutputTopics:
+        """Where `telemetry_pipeline.generate`'s producers must send to feed this deployment."""
+        return OutputTopics(
+            traces=self.topic("otlp_spans"),
+            metrics=self.topic("otlp_metrics"),
+            logs=self.topic("otlp_logs"),
+            user_context=self.topic("user-context"),
+            service_catalog=self.topic("service-catalog"),
+        )
+
+    def topics_on_broker(self) -> list[str]:
+        """Every topic of this deployment, including those the worker created (Faust changelogs)."""
+        listed = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=30).topics
+        return sorted(name for name in listed if name.startswith(self.prefix))
 
 
 def deploy(
@@ -145,3 +162,65 @@ def consume_until(
     finally:
         consumer.close()
     return messages
+
+
+def read_all(bootstrap: str, topics: list[str], timeout_s: float = 60) -> list[Message]:
+    """Every record of `topics` up to the end offsets they have when called (no consumer group)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
+    try:
+        metadata = consumer.list_topics(timeout=30).topics
+        ends: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            for partition in metadata[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+                if high > low:
+                    ends[topic, partition] = high
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for topic, partition in ends])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            assert time.monotonic() < deadline, f"not read to the end in {timeout_s}s: {ends}"
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            messages.append(message)
+            position = message.topic(), message.partition()
+            if position in ends and message.offset() + 1 >= ends[position]:
+                del ends[position]
+    finally:
+        consumer.close()
+    return messages
+
+
+class TopicReader:
+    """Reads topics from the beginning, incrementally, without a consumer group (assigned partitions,
+    so no group join to wait for); `messages` keeps everything read so far, across `read_until` calls."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"test-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
+        )
+        metadata = self._consumer.list_topics(timeout=30).topics
+        self._consumer.assign(
+            [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata[t].partitions]
+        )
+        self.messages: list[Message] = []
+
+    def read_until(
+        self, done: Callable[[list[Message]], bool], timeout_s: float = 60, what: str = ""
+    ) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done(self.messages):
+            assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what or done}"
+            message = self._consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                self.messages.append(message)
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -45,10 +45,13 @@ codecs.register("utf8", _Utf8Codec())
 
 def _keyed_table(app: faust.App, name: str) -> faust.Table:
     table = app.Table(name, default=None, use_partitioner=True)
-    # Faust derives serializers from key_type/value_type only; set ours before the changelog
-    # topic (created lazily) reads them.
+    # Faust derives serializers from key_type/value_type only (json here). Writes to the changelog
+    # use the table's serializers, but recovery decodes with the changelog topic's, which app.Table
+    # already built (TableManager.add) with json keys: rebuild it with ours, or a restarted worker
+    # fails to decode every key ("Error in recovery") and comes back with empty tables.
     table.key_serializer = "utf8"
     table.value_serializer = "json"
+    table.changelog_topic = table._new_changelog_topic()
     return table
 
 

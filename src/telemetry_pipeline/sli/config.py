@@ -106,9 +106,9 @@ class SliConfig(_Model):
         "telemetry.sdk.language",
     ]
     completeness_weights: CompletenessWeights = CompletenessWeights()
-    # Span attribute keys feed the cardinality estimate from spans whose name is new in their bucket
-    # and from 1 in this many others: reading every attribute list would cost more than all else here.
-    attribute_key_sampling: int = Field(16, gt=0)
+    # Span attribute keys feed the cardinality estimate from 1 span in this many (chosen by span id):
+    # reading every attribute list would cost more than all else here.
+    attribute_key_sampling: int = Field(16, gt=0, le=256)  # a span id byte decides
     # Store layout (see sli/state.py): "service" keeps one key per service (whole state per write,
     # safe under any table partitioning); "bucket" one key per bucket (small writes, but every key of
     # a service must go to the service's partition).

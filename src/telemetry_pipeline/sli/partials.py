@@ -95,14 +95,13 @@ class _Accumulator:
         "points",
         "resource_attrs",
         "resources",
-        "sample_countdown",
         "span_req",
         "spans",
     )
 
     def __init__(self) -> None:
         self.spans = self.points = self.logs = self.logs_traced = self.resources = self.resource_attrs = 0
-        self.max_ns = self.sample_countdown = 0
+        self.max_ns = 0
         self.span_req: _Requests | None = None
         self.metric_req: _Requests | None = None
         self.names: set[str] = set()
@@ -213,14 +212,12 @@ class PartialAggregator:
                     acc.spans += 1
                     if time_ns > acc.max_ns:
                         acc.max_ns = time_ns
-                    name = span.name
-                    names = acc.names
+                    acc.names.add(span.name)
                     # Reading an attribute list costs ~0.5 us per attribute, most of this loop: key
-                    # cardinality is sampled from spans with a name new to the bucket and 1 in N others.
-                    acc.sample_countdown -= 1
-                    if name not in names or acc.sample_countdown <= 0:
-                        names.add(name)
-                        acc.sample_countdown = key_sampling
+                    # cardinality is sampled from 1 span in N, chosen by span id so the estimate does
+                    # not depend on how the input was batched (restarts and replays agree).
+                    span_id = span.span_id
+                    if not span_id or span_id[-1] % key_sampling == 0:
                         acc.keys.update([kv.key for kv in span.attributes])
                     kind = span.kind
                     if kind not in _REQUEST_KINDS and span.parent_span_id:
