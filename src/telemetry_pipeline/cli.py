@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the Faust worker (ingest, enrichment, redaction, SLIs)")
     _config_option(worker)
-    worker.add_argument("--loglevel", default="info")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(run=_worker)
 
     replay = sub.add_parser("replay", help="run the pipeline offline over OTLP/JSON Lines files")

@@ -96,6 +96,7 @@ class WorkerConfig(_Section):
     # Faust's cost is per Kafka message; take messages in batches and work per batch.
     batch_max_messages: int = Field(64, gt=0)
     batch_within_s: float = Field(0.05, gt=0)
+    consumer_max_fetch_bytes: int = Field(16 * 1024 * 1024, gt=0)
     # How often held messages are re-checked and idle input lets the SLI watermark advance.
     tick_interval_s: float = Field(0.25, gt=0)
     # After this long without SLI partials, wall time moves the SLI watermark (a silent service is
