@@ -92,6 +92,10 @@ class SliConfig(_Model):
     # longest window (and SLO period) that can be evaluated.
     bucket_tiers: list[BucketTier] = _DEFAULT_TIERS
     evaluation_step: Duration = "1m"
+    # A service this far behind the watermark (silent for days, or old data arriving) jumps ahead
+    # and is evaluated only for the last stretch: catching up step by step would emit thousands of
+    # snapshots nobody reads and block the worker's event loop for seconds.
+    max_catch_up: Duration = "1h"
     allowed_lateness: Duration = "2m"
     # Ingest skips items stamped further ahead of the shell's clock than this (when it passes one).
     max_clock_skew: Duration = "10m"

@@ -229,6 +229,19 @@ def test_idle_input_lets_wall_time_push_the_watermark_for_silent_services() -> N
     assert engine.advance(idle_now_ms=T0_MS + 10 * MINUTE) == []  # each step once
 
 
+def test_a_service_far_behind_jumps_ahead_instead_of_emitting_every_step() -> None:
+    config, slos = SliConfig(), resolver()
+    engine = SliEngine(config, slos, {})
+    engine.add(partials_of(config, slos, (Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}]))))
+    snapshots = engine.advance(idle_now_ms=T0_MS + 2 * 24 * HOUR)  # silent for two days
+    steps = {s.window_end for s in snapshots}
+    assert len(steps) == 60  # max_catch_up (1h) of 1-minute steps, not 2,880
+    assert engine.stats()["steps_skipped"] == 2 * 24 * 60 - 60  # 2,880 steps due, the last 60 evaluated
+    # The jump rolled the buckets like the steps would have: the 3d window still has the request.
+    assert pick(snapshots, "3d", T0_MS + 2 * 24 * HOUR - 2 * MINUTE).requests == 1
+    assert pick(snapshots, "1d", T0_MS + 2 * 24 * HOUR - 2 * MINUTE).requests == 0
+
+
 def test_services_are_capped_and_expire_when_their_data_ages_out() -> None:
     config = SliConfig(
         bucket_tiers=[{"size": "1m", "until": "10m"}],
