@@ -24,7 +24,7 @@ from telemetry_pipeline.otlp import (
     encode,
     sniff_encoding,
 )
-from telemetry_pipeline.redaction import RedactionCounts, RedactionError, Redactor
+from telemetry_pipeline.redaction import Action, RedactionCounts, RedactionError, Redactor
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
 from telemetry_pipeline.sli import PartialAggregator, SliPartial, SloResolver
 
@@ -92,8 +92,16 @@ class Core:
         """`wall_clock` False (replay) means `now_ms` is a fixed stand-in, not the time of day."""
         production = config.environment == "production"
         self.pseudonymize = Pseudonymizer(config.redaction.load_key(production=production))
-        self.enricher = Enricher(config.enrichment, trace_store, users, services, self.pseudonymize)
         self.redactor = Redactor(config.redaction, self.pseudonymize)
+        self.enricher = Enricher(
+            config.enrichment, trace_store, users, services, self.pseudonymize,
+            sanitize=self.redactor.redact_text,
+        )
+        # The redactor may skip records by a prefilter over the input bytes only if what the
+        # enricher adds to them after decoding is never scanned.
+        self._prefilter_input = all(
+            self.redactor.key_action(key) is Action.ALLOW for key in config.enrichment.added_attribute_names()
+        )
         self.slos = SloResolver(
             config.slos, config.slo_defaults, services, max_period_ms=config.sli.retention_ms
         )
@@ -152,7 +160,8 @@ class Core:
                 self.held.hold(item, now_ms)
                 return
             stage = "redact"
-            self.stats.redactions.update(self.redactor.redact(item.message))
+            payload = item.record.value if item.encoding is Encoding.PROTO and self._prefilter_input else None
+            self.stats.redactions.update(self.redactor.redact(item.message, payload))
             stage = "encode"
             value = encode(item.message, item.encoding)
             stage = "aggregate"

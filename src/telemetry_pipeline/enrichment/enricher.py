@@ -111,7 +111,11 @@ class Enricher:
         users: UserDirectory,
         services: Mapping[str, dict],
         pseudonymize: Callable[[str], str],
+        sanitize: Callable[[str], str] = str,
     ) -> None:
+        """`sanitize` redacts the span names and routes copied to other records (the redactor's
+        redact_text): they are then safe in the trace-context store and its changelog, and the
+        redactor need not scan the copies. Called once per span; it should cache."""
         self.config = config
         self.traces = TraceContextTable(
             trace_store, ttl_ms=config.trace_ttl_ms, max_traces=config.max_traces,
@@ -121,6 +125,7 @@ class Enricher:
         self.users = users
         self.services = services
         self.pseudonymize = pseudonymize
+        self.sanitize = sanitize
         self._names = names = config.attributes
         self._root_keys = frozenset(
             (config.user_id_attribute, *config.tenant_attributes, *config.route_attributes)
@@ -145,6 +150,7 @@ class Enricher:
         summaries_by_trace: dict[bytes, dict[str, tuple[str, str, int]]] = {}
         roots: list[tuple[Span, str]] = []
         user_spans: list[Span] = []  # SERVER/CONSUMER spans: may carry the user when the root does not
+        sanitize = self.sanitize
         for resource_spans in message.resource_spans:
             service = service_name(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
@@ -156,7 +162,7 @@ class Enricher:
                             continue
                         summaries = summaries_by_trace[trace_id] = {}
                     status = span.status.code if span.HasField("status") else 0
-                    summaries[span.span_id.hex()] = (service, span.name, status)
+                    summaries[span.span_id.hex()] = (service, sanitize(span.name), status)
                     if not span.parent_span_id:
                         roots.append((span, service))
                     elif span.kind in _USER_SPAN_KINDS:
@@ -193,7 +199,7 @@ class Enricher:
         # One pass over the root's attributes keeps those we want; look-ups then search only them.
         wanted = [kv for kv in span.attributes if kv.key in self._root_keys]
         value["root_service"] = service
-        value["root_route"] = _first(wanted, config.route_attributes) or span.name
+        value["root_route"] = self.sanitize(_first(wanted, config.route_attributes) or span.name)
         self._harvest_user(value, wanted)
         tenant = _first(wanted, config.tenant_attributes)
         if tenant:

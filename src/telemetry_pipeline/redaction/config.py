@@ -37,9 +37,9 @@ DEFAULT_ALLOW_KEYS = [
     "cloud.provider", "cloud.region", "cloud.availability_zone", "container.id",
     "process.runtime.name", "process.runtime.version", "process.pid",
     "enduser.pseudo.id", "enduser.tenant", "enduser.plan", "enduser.region",
-    # trace.root.route and span.name are left out: the enricher copies them from other spans'
-    # routes and names before redaction, so they are scanned like their originals.
-    "trace.root.service", "span.service", "span.status",
+    # trace.root.route and span.name are copies of other spans' routes and names, which the
+    # enricher redacts when it learns them (Enricher sanitize= Redactor.redact_text).
+    "trace.root.service", "trace.root.route", "span.service", "span.name", "span.status",
     "http.request.method", "http.method", "http.route", "http.response.status_code", "http.status_code",
     "rpc.system", "rpc.service", "rpc.method", "db.system", "db.system.name", "db.operation",
     "db.operation.name", "db.collection.name", "db.sql.table", "messaging.system",

@@ -4,6 +4,9 @@ Cost per attribute is what matters (hundreds of spans per message, 8-20 attribut
 the action for a key is computed once and kept in a dict; allowed keys and non-string scalars are
 never scanned; each distinct string is scanned once and the result reused (telemetry repeats
 routes, hosts and SQL endlessly); and a value is scanned by one combined regex (detectors.py).
+Given the serialized message as well, it visits only the attributes (and other parts) of spans and
+log records where a prefilter over those bytes found something that could need redaction
+(prefilter.py), and skips the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
@@ -22,6 +25,7 @@ from telemetry_pipeline.otlp import Message
 from telemetry_pipeline.otlp.attributes import service_name
 from telemetry_pipeline.redaction.config import Action, RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector, find
+from telemetry_pipeline.redaction.prefilter import Prefilter, RecordParts, RecordSelection
 
 # Rule names counted besides the detectors' own names.
 SECRET_KEY = "secret_key"
@@ -45,6 +49,8 @@ _CONTAINERS = ("kvlist_value", "array_value")
 _MIN_SCANNED_LENGTH = 3
 # Longer strings (log lines, stack traces) rarely repeat: not cached, which bounds the cache's memory.
 _MAX_CACHED_LENGTH = 512
+_SPAN_ATTRIBUTES = Span.DESCRIPTOR.fields_by_name["attributes"].number
+_LOG_ATTRIBUTES = LogRecord.DESCRIPTOR.fields_by_name["attributes"].number
 
 
 class RedactionError(Exception):
@@ -96,17 +102,31 @@ class Redactor:
         self._key_counted: dict[str, str] = {}  # key -> rule name counted when its action applies
         self._scans: dict[str, ScanResult | None] = {}  # None: nothing found
         self._cache_size = config.value_cache_size
+        self._prefilter = Prefilter(config, self._has_key_rule)
 
     # -- public -------------------------------------------------------------------------------
 
-    def redact(self, message: Message) -> RedactionCounts:
-        """Redact `message` in place; counts per (service, detector). Raises RedactionError."""
+    def redact(self, message: Message, payload: bytes | None = None) -> RedactionCounts:
+        """Redact `message` in place; counts per (service, detector). Raises RedactionError.
+
+        `payload`, optional: the OTLP/protobuf bytes `message` was decoded from, changed since only
+        by appending attributes whose keys are allowed (the enricher's) or setting their values.
+        Spans and log records, and attributes in them, where the prefilter finds nothing in it are
+        skipped; the result is the same as without. A payload that does not walk to the message's
+        structure (or OTLP/JSON) is ignored.
+        """
         counts = RedactionCounts()
         try:
             if isinstance(message, TracesData):
-                self._traces(message, counts)
+                selection = self._selection(
+                    payload, message.resource_spans, "scope_spans", "spans", _SPAN_ATTRIBUTES
+                )
+                self._traces(message, counts, selection)
             elif isinstance(message, LogsData):
-                self._logs(message, counts)
+                selection = self._selection(
+                    payload, message.resource_logs, "scope_logs", "log_records", _LOG_ATTRIBUTES
+                )
+                self._logs(message, counts, selection)
             elif isinstance(message, MetricsData):
                 self._metrics(message, counts)
             else:
@@ -117,6 +137,15 @@ class Redactor:
             # Only the exception type: its text may quote the value being redacted.
             raise RedactionError(f"{type(exc).__name__} while redacting {type(message).__name__}") from None
         return counts
+
+    def redact_text(self, text: str) -> str:
+        """`text` with what the detectors find in it masked, hashed or truncated as configured (a
+        drop match is masked). For values copied before redaction, such as span names. Cached."""
+        try:
+            found = self.scan(text)
+        except Exception as exc:
+            raise RedactionError(f"{type(exc).__name__} while redacting a text") from None
+        return text if found is None else found.text
 
     @property
     def cached_values(self) -> int:
@@ -145,47 +174,90 @@ class Redactor:
 
     # -- signals ------------------------------------------------------------------------------
 
-    def _traces(self, message: TracesData, counts: RedactionCounts) -> None:
+    def _selection(
+        self, payload: bytes | None, groups, scopes: str, records: str, attributes_field: int
+    ) -> RecordSelection | None:
+        """The prefilter's selection when `payload` walks to the message's structure: as many
+        resource groups, scope groups in each and records in each (fields `scopes` and `records`)."""
+        if payload is None:
+            return None
+        selection = self._prefilter.select(payload, attributes_field)
+        if selection is None:
+            return None
+        structure = [[len(getattr(scope, records)) for scope in getattr(group, scopes)] for group in groups]
+        if selection.scopes_per_resource != [len(scope_sizes) for scope_sizes in structure]:
+            return None
+        if selection.records_per_scope != [size for scope_sizes in structure for size in scope_sizes]:
+            return None
+        return selection
+
+    def _has_key_rule(self, key: str) -> bool:
+        action = self.key_action(key)
+        return action is not None and action is not Action.ALLOW
+
+    def _traces(
+        self, message: TracesData, counts: RedactionCounts, selection: RecordSelection | None
+    ) -> None:
+        hits = iter(selection.hits) if selection is not None else None
         for resource_spans in message.resource_spans:
             tally: Counter[str] = Counter()
             service = service_name(resource_spans.resource)
             self._container(resource_spans.resource.attributes, tally)
             for scope_spans in resource_spans.scope_spans:
                 self._container(scope_spans.scope.attributes, tally)
-                for span in scope_spans.spans:
-                    self._span(span, tally)
+                if hits is None:
+                    for span in scope_spans.spans:
+                        self._span(span, tally)
+                else:
+                    spans = scope_spans.spans
+                    for index, parts in next(hits):
+                        self._span(spans[index], tally, parts)
             _merge(counts, service, tally)
 
-    def _span(self, span: Span, tally: Counter[str]) -> None:
-        # Name and status message changes show in the counts, not in the summary attributes, which
-        # (as the Collector's) name attribute keys.
-        if self._scan_names:
-            self._text_field(span, "name", tally)
-        if span.status.message:
-            self._text_field(span.status, "message", tally)
-        for event in span.events:
-            self._text_field(event, "name", tally)
-            self._container(event.attributes, tally)
-        for link in span.links:
-            self._container(link.attributes, tally)
-        self._container(span.attributes, tally)
+    def _span(self, span: Span, tally: Counter[str], parts: RecordParts | None = None) -> None:
+        """`parts`: only these (from the prefilter); None: all of the span."""
+        rest, indices = parts or (True, None)
+        if rest:
+            # Name and status message changes show in the counts, not in the summary attributes,
+            # which (as the Collector's) name attribute keys.
+            if self._scan_names:
+                self._text_field(span, "name", tally)
+            if span.status.message:
+                self._text_field(span.status, "message", tally)
+            for event in span.events:
+                self._text_field(event, "name", tally)
+                self._container(event.attributes, tally)
+            for link in span.links:
+                self._container(link.attributes, tally)
+        self._container(span.attributes, tally, indices=indices)
 
-    def _logs(self, message: LogsData, counts: RedactionCounts) -> None:
+    def _logs(self, message: LogsData, counts: RedactionCounts, selection: RecordSelection | None) -> None:
+        hits = iter(selection.hits) if selection is not None else None
         for resource_logs in message.resource_logs:
             tally: Counter[str] = Counter()
             service = service_name(resource_logs.resource)
             self._container(resource_logs.resource.attributes, tally)
             for scope_logs in resource_logs.scope_logs:
                 self._container(scope_logs.scope.attributes, tally)
-                for record in scope_logs.log_records:
-                    body_masked = 0
-                    if record.HasField("body"):
-                        before = tally.total()
-                        # A body match whose action is drop stays masked: there is no attribute to drop.
-                        if self._any(record.body, tally, 0) != _UNCHANGED:
-                            body_masked = tally.total() - before
-                    self._container(record.attributes, tally, body_masked)
+                if hits is None:
+                    for record in scope_logs.log_records:
+                        self._log_record(record, tally)
+                else:
+                    records = scope_logs.log_records
+                    for index, parts in next(hits):
+                        self._log_record(records[index], tally, parts)
             _merge(counts, service, tally)
+
+    def _log_record(self, record: LogRecord, tally: Counter[str], parts: RecordParts | None = None) -> None:
+        """`parts`: only these (from the prefilter); None: all of the record."""
+        rest, indices = parts or (True, None)
+        body_masked = 0
+        if rest and record.HasField("body"):
+            before = tally.total()
+            # A body match whose action is drop stays masked: there is no attribute to drop.
+            if self._any(record.body, tally, 0) != _UNCHANGED:
+                body_masked = tally.total() - before
+        self._container(record.attributes, tally, body_masked, indices)
 
     def _metrics(self, message: MetricsData, counts: RedactionCounts) -> None:
         for resource_metrics in message.resource_metrics:
@@ -208,9 +280,12 @@ class Redactor:
 
     # -- attributes and values ----------------------------------------------------------------
 
-    def _container(self, attributes, tally: Counter[str], body_masked: int = 0) -> None:
-        """Redact a top-level attribute list; add the summary attributes when configured."""
-        outcome = self._attributes(attributes, tally, 0)
+    def _container(
+        self, attributes, tally: Counter[str], body_masked: int = 0, indices: list[int] | None = None
+    ) -> None:
+        """Redact a top-level attribute list (only `indices` of it if given); add the summary
+        attributes when configured."""
+        outcome = self._attributes(attributes, tally, 0, indices)
         if not self._summary or not (outcome or body_masked):
             return
         masked, dropped = outcome or ([], [])
@@ -222,8 +297,11 @@ class Redactor:
         if body_masked:
             attributes.add(key=BODY_MASKED_COUNT).value.int_value = body_masked
 
-    def _attributes(self, attributes, tally: Counter[str], depth: int) -> tuple[list[str], list[str]] | None:
-        """Redact a list of KeyValue; returns (changed keys, dropped keys) when anything changed."""
+    def _attributes(
+        self, attributes, tally: Counter[str], depth: int, indices: list[int] | None = None
+    ) -> tuple[list[str], list[str]] | None:
+        """Redact a list of KeyValue (only `indices` of it if given); returns (changed keys,
+        dropped keys) when anything changed."""
         # The loop every attribute of every record goes through: locals, no calls for the common
         # cases (an allowed key; a string seen before with nothing in it).
         actions = self._key_actions
@@ -231,7 +309,10 @@ class Redactor:
         allow = Action.ALLOW
         masked: list[str] | None = None
         dropped: list[int] | None = None
-        for index, kv in enumerate(attributes):
+        selected = enumerate(attributes)
+        if indices is not None:
+            selected = [(index, attributes[index]) for index in indices]  # type: ignore[assignment]
+        for index, kv in selected:
             key = kv.key
             action = actions.get(key, _MISSING)
             if action is _MISSING:

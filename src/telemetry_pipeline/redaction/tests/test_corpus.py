@@ -1,7 +1,8 @@
 """Recall and false-positive rate per entity type on the peer corpus (tests/data/README.md).
 
 Each string is planted in a log body (LogsData) and in a span attribute (TracesData) and run
-through the Redactor, exactly as the core calls it. A positive is a hit when every expected
+through the Redactor, exactly as the core calls it (with the serialized message, so the
+prefilter decides which records are visited). A positive is a hit when every expected
 span's text is gone from both outputs; a negative is a false positive when either output differs
 from the planted text.
 """
@@ -70,8 +71,9 @@ def _redacted_outputs(redactor: Redactor, text: str) -> tuple[str, str]:
             KeyValue(key=ATTRIBUTE, value=AnyValue(string_value=text)),
         ]),
     ])])])
-    redactor.redact(logs)
-    redactor.redact(traces)
+    # With the serialized message, as the core calls it: the prefilter must let every finding through.
+    redactor.redact(logs, logs.SerializeToString())
+    redactor.redact(traces, traces.SerializeToString())
     body = logs.resource_logs[0].scope_logs[0].log_records[0].body.string_value
     attribute = traces.resource_spans[0].scope_spans[0].spans[0].attributes[0].value.string_value
     return body, attribute

@@ -194,16 +194,35 @@ def test_metric_points_of_every_type_and_exemplars() -> None:
     assert gauge.data_points[0].exemplars[0].trace_id == TRACE_ID
 
 
-def test_what_enrichment_adds_is_allowed_by_default_except_copied_names() -> None:
+def test_what_enrichment_adds_is_allowed_and_copied_names_are_redacted_when_learned() -> None:
     redactor = _redactor()
-    names = EnrichmentConfig().attributes
-    copied = {names.root_route, names.span_name}  # copies of other spans' routes and names
     for key in EnrichmentConfig().added_attribute_names():
-        assert redactor.key_action(key) is (None if key in copied else Action.ALLOW), key
-    message = TracesData(resource_spans=[ResourceSpans(resource=_resource(), scope_spans=[ScopeSpans(spans=[
-        Span(attributes=[_kv(names.span_name, f"GET /users/{EMAIL}")])])])])
-    redactor.redact(message)
-    assert EMAIL not in str(message)
+        assert redactor.key_action(key) is Action.ALLOW, key
+    # The core hands the redactor to the enricher: a root span's name copied to the other records
+    # of its trace (trace.root.route, a log's span.name) is redacted when learned, so neither the
+    # trace-context store (a changelog topic in the worker) nor the copies hold it.
+    store: dict[str, dict] = {}
+    core = Core(PipelineConfig(), trace_store=store, users=UserDirectory(), services={})
+    child_id = bytes.fromhex("aaa19b7ec3c1b173")
+    spans = [Span(trace_id=TRACE_ID, span_id=SPAN_ID, name=f"GET /users/{EMAIL}"),
+             Span(trace_id=TRACE_ID, span_id=child_id, parent_span_id=SPAN_ID, name="SELECT users")]
+    traces = TracesData(resource_spans=[
+        ResourceSpans(resource=_resource(), scope_spans=[ScopeSpans(spans=spans)])])
+    logs = LogsData(resource_logs=[ResourceLogs(resource=_resource(), scope_logs=[ScopeLogs(log_records=[
+        LogRecord(trace_id=TRACE_ID, span_id=SPAN_ID, body=AnyValue(string_value="done"))])])])
+    result = core.process([
+        InputRecord(Signal.TRACES, None, encode(traces, Encoding.PROTO), "otlp_spans[0]@0"),
+        InputRecord(Signal.LOGS, None, encode(logs, Encoding.PROTO), "otlp_logs[0]@0"),
+    ], now_ms=1_767_225_600_000, final=True)
+    assert EMAIL not in str(store)
+    [clean_traces, clean_logs] = [decode(record.signal, record.value) for record in result.clean]
+    child = clean_traces.resource_spans[0].scope_spans[0].spans[1]  # type: ignore[union-attr]
+    record = clean_logs.resource_logs[0].scope_logs[0].log_records[0]  # type: ignore[union-attr]
+    masked = "GET /users/[REDACTED:EMAIL]"
+    assert _attrs(child.attributes)["trace.root.route"].string_value == masked
+    assert _attrs(record.attributes)["span.name"].string_value == masked
+    assert redactor.redact_text(f"GET /users/{EMAIL}") == masked
+    assert redactor.redact_text("GET /users/{id}") == "GET /users/{id}"
 
 
 def test_allowed_keys_are_not_scanned() -> None:

@@ -1,0 +1,455 @@
+"""Which spans or log records of a serialized message can need redaction at all.
+
+Reading every attribute of every record from protobuf costs more than the whole budget, and most
+records hold nothing to redact. So one Hyperscan pass over the message's bytes looks for loose
+versions of every detector pattern and of every key name with a rule; a cheap walk of the wire
+format tells which record each hit lies in, and in it which attribute (or other part: name,
+status, events, links, a log's body); and the redactor visits only those (resources and scopes,
+which are few, always).
+
+Each loose detector pattern must match some part of the UTF-8 bytes of everything its detector
+confirms (a superset; a false hit only costs time), so:
+- lookarounds are left out (Hyperscan has none, and leaving one out only widens the match);
+- the detectors' Unicode classes are widened to their UTF-8 forms: \\w and \\s to any non-ASCII
+  character, case-insensitive i, s and k to their non-ASCII folds (FOLDED_LETTERS); \\d is matched as
+  ASCII digits, and any non-ASCII digit is a hit of its own;
+- a detector whose check needs more than its pattern is loosened to what the check implies (a
+  confirmed phone number has at least eight digits).
+A key-name hit (a person key, a keyed rule, a word of a secret-key phrase) counts only when a key
+string covering it has a rule: values such as "GET /v1/session" are no reason to visit a span.
+Maps and arrays nested beyond max_depth are masked whatever they hold: records with that many
+container headers are visited.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from bisect import bisect_right
+from collections.abc import Callable
+
+import hyperscan
+
+from telemetry_pipeline.redaction.config import RedactionConfig
+from telemetry_pipeline.redaction.detectors import Detector
+
+# Any non-ASCII character (upb has checked that strings are UTF-8).
+_NON_ASCII = rb"[\xc2-\xf4][\x80-\xbf]{1,3}"
+_WORD = rb"(?:[A-Za-z0-9_]|" + _NON_ASCII + rb")"
+# Python's str \s: ASCII whitespace, \x1c-\x1f, and non-ASCII spaces.
+_SPACE = rb"(?:[\t\n\x0b\x0c\r\x1c-\x1f ]|" + _NON_ASCII + rb")"
+# The non-ASCII characters that match an ASCII letter case-insensitively in Python's re or
+# lower-case to one: dotted and dotless I, long S, Kelvin sign. A record holding one is visited.
+FOLDED_LETTERS = "\u0130\u0131\u017f\u212a"
+
+# The first of each block of ten Unicode decimal digits (Python's str \d; Unicode 14, Python
+# 3.11), checked against the running Python by the tests.
+DIGIT_BLOCKS = (
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xDE6,
+    0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50,
+    0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x104A0,
+    0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0,
+    0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE,
+    0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+)
+
+
+def _non_ascii_digits() -> bytes:
+    """The UTF-8 of every non-ASCII decimal digit, exactly: one branch per leading bytes."""
+    by_prefix: dict[bytes, list[int]] = {}
+    for first in DIGIT_BLOCKS[1:]:
+        for code in range(first, first + 10):
+            encoded = chr(code).encode()
+            by_prefix.setdefault(encoded[:-1], []).append(encoded[-1])
+    return b"(?:" + b"|".join(
+        _escape(prefix) + b"[" + b"".join(b"\\x%02x" % last for last in lasts) + b"]"
+        for prefix, lasts in by_prefix.items()
+    ) + b")"
+
+
+def _escape(raw: bytes) -> bytes:
+    """Literal bytes as a pattern: letters and digits as they are (caseless applies), the rest as \\xNN."""
+    return b"".join(
+        bytes((byte,)) if chr(byte).isascii() and chr(byte).isalnum() else b"\\x%02x" % byte for byte in raw
+    )
+
+
+FOLDED_LETTER = b"|".join(_escape(letter.encode()) for letter in FOLDED_LETTERS)
+
+
+_OTHER_DIGIT = _non_ascii_digits()
+_DIGIT = rb"(?:[0-9]|" + _OTHER_DIGIT + rb")"
+
+
+def _word(text: str) -> bytes:
+    """An ASCII word as a pattern for a caseless match (Hyperscan's caseless is ASCII-only: the
+    non-ASCII folds are FOLDED_LETTER, a hit of their own)."""
+    if not text.isascii():
+        raise ValueError(f"not ASCII: {text!r}")
+    return _escape(text.encode())
+
+
+_SECRET_WORDS = (
+    "access|auth|authorization|api|credential|creds|key|passw(?:or)?d|passphrase|pwd|secret|token"
+    "|session(?:[_-]?id)?|sid|cookie|signature|sig"
+)
+_ASSIGNMENT = rb"(?:=|>|:{1,3}=|\|\||:|=>|\?=|\.=|,)"
+
+# Detector -> a loose bytes pattern; see the module doc. Digits are ASCII here (see _OTHER_DIGIT).
+LOOSE_PATTERNS: dict[Detector, bytes] = {
+    Detector.PRIVATE_KEY: rb"-----BEGIN",
+    Detector.JWT: rb"eyJ[A-Za-z0-9_-]{8}",
+    Detector.SLACK_WEBHOOK: rb"hooks\.slack\.com/",
+    Detector.URL_CREDENTIALS: rb"://[^\t\n\x0b\x0c\r /?#@:'\"<>]+:[^\t\n\x0b\x0c\r /?#@'\"<>]+@",
+    Detector.AWS_ACCESS_KEY: rb"(?:A3T[A-Z0-9]|AKIA|ABIA|ACCA|ASIA)[A-Z0-9]{16}",
+    Detector.GITHUB_TOKEN: rb"gh[pousr]_[A-Za-z0-9]{36}|github_pat_",
+    Detector.GITLAB_TOKEN: rb"gl(?:pat|ptt|dt|rt|cbt|oas|ft|imt|soat|ffct|agent)-",
+    Detector.SLACK_TOKEN: rb"xox[abposre]|xapp-",
+    Detector.STRIPE_KEY: rb"[sr]k_(?:test|live|prod)_",
+    Detector.GOOGLE_API_KEY: rb"AIza",
+    # These four are matched caselessly (CASELESS_DETECTORS).
+    Detector.BEARER: b"bearer" + _SPACE,
+    Detector.BASIC_AUTH: b"basic" + _SPACE,
+    Detector.AWS_SECRET_KEY: b"aws(?:[.-]|" + _WORD + rb"){0,20}(?:secret|access|key)",
+    # Anchored by its word, so it keeps Unicode digits itself.
+    Detector.GENERIC_SECRET: (
+        b"(?:" + _SECRET_WORDS.encode() + b")s?"
+        + _DIGIT + rb"{0,3}(?:[ \t]+[A-Za-z]" + _WORD + rb"{0,11})?(?:['\"]|" + _SPACE + rb"){0,3}"
+        + _ASSIGNMENT + rb"[`'\" \t=]{0,5}(?:\\n|\n)?[ \t]{0,8}(?:[.=+/~-]|" + _WORD + rb"){3}"
+    ),
+    Detector.EMAIL: rb"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z0-9-]",
+    Detector.IPV6: rb"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
+    # The lookbehinds as a consumed character: not after a word character, "." or "Chrome/".
+    Detector.IPV4: rb"(?:^|^/|[^A-Za-z0-9_./]|[^A-Za-z]/)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]",
+    Detector.IBAN: rb"[A-Z]{2}[0-9]{2}[ -]?[A-Z0-9]{4}",
+    Detector.US_SSN: rb"[0-9]{3}[ .-][0-9]{2}[ .-][0-9]{4}",
+    Detector.CREDIT_CARD: rb"[0-9](?:[ -]?[0-9]){12}",
+    # A confirmed phone number has 8 to 15 digits (its check), at most two separators between two.
+    Detector.PHONE: (
+        rb"\+[0-9](?:[ .()-]{0,2}[0-9]){7}|\([0-9]{3}\)|[0-9]{3}[.-][0-9]{3}[.-][0-9]{4}"
+        rb"|0[1-9][0-9]{1,3}[ /-][0-9]{3}"
+    ),
+}
+CASELESS_DETECTORS = frozenset(
+    {Detector.BEARER, Detector.BASIC_AUTH, Detector.AWS_SECRET_KEY, Detector.GENERIC_SECRET}
+)
+
+# A map or array value (AnyValue field 5 or 6, its length, then its first element, field 1):
+# a record with max_depth of these can hold one nested deeper, which is masked whatever it holds.
+_CONTAINER = rb"[\x2a\x32][\x80-\xff]{0,4}[\x00-\x7f]\x0a"
+# A key (KeyValue field 1) with a length of two bytes or more, or with an overlong tag: headers
+# that the look back over single-byte lengths misses.
+_LONG_HEADERS = (rb"\x0a[\x80-\xff]", rb"\x8a\x80{0,8}\x00")
+_KEY_TAG = 0x0A
+_SHORT_LENGTH = 0x7F
+_KEY_PARTS = re.compile(r"[._\-\s]+")
+_KEY_SEPARATORS = rb"(?:[._\x2d]|" + _SPACE + rb")+"
+_MAX_CACHED_KEYS = 65_536
+_MAX_CACHED_KEY_BYTES = 256
+
+# Pattern ids: detector patterns first, then these, then key names.
+_CONTAINER_ID = 0
+_LONG_HEADER_ID = 1
+_OVERLONG_HEADER_ID = 2
+_FIRST_VALUE_ID = 3  # FOLDED_LETTER, _OTHER_DIGIT, LOOSE_PATTERNS
+
+
+# Which parts of a record to visit: the rest (name, status, events, links; a log's body) or not,
+# and the indices of the attributes (those in the payload; the enricher's come after them).
+RecordParts = tuple[bool, list[int]]
+
+
+class RecordSelection:
+    """What a wire walk found in a TracesData or LogsData payload, and which records had a hit.
+
+    `scopes_per_resource` and `records_per_scope` (in message order) let the caller check the
+    payload describes the message; `hits[i]` are the records to visit in scope i: their index
+    and their parts to visit (None: all of the record).
+    """
+
+    __slots__ = ("hits", "records_per_scope", "scopes_per_resource")
+
+    def __init__(
+        self, scopes_per_resource: list[int], records_per_scope: list[int],
+        hits: list[list[tuple[int, RecordParts | None]]],
+    ) -> None:
+        self.scopes_per_resource = scopes_per_resource
+        self.records_per_scope = records_per_scope
+        self.hits = hits
+
+
+class Prefilter:
+    """`has_key_rule(key)`: whether an attribute key is masked, hashed or dropped for its name."""
+
+    def __init__(self, config: RedactionConfig, has_key_rule: Callable[[str], bool]) -> None:
+        # A secret key's name, lower-cased, holds its phrase: the words with separators between.
+        phrases = sorted({tuple(parts) for parts in map(_phrase_words, config.secret_keys) if parts})
+        keys = sorted({*config.person_keys, *config.key_rules})
+        self.usable = all(word.isascii() for phrase in phrases for word in phrase)
+        key_patterns = [(_escape(key.encode()), 0) for key in keys]
+        caseless = hyperscan.HS_FLAG_CASELESS
+        key_patterns += [
+            (_KEY_SEPARATORS.join(_escape(word.encode()) for word in phrase), caseless) for phrase in phrases
+        ]
+        # Fewest bytes a hit of each key pattern spans.
+        self._key_lengths = [len(key.encode()) for key in keys]
+        self._key_lengths += [sum(map(len, phrase)) + len(phrase) - 1 for phrase in phrases]
+        self._database, self._first_key_id = _database(tuple(key_patterns))
+        self._max_depth = config.max_depth
+        self._has_key_rule = has_key_rule
+        self._rule_keys: dict[bytes, bool] = {}  # key string -> has a rule
+        self._short_keys: dict[tuple[bytes, int], bool] = {}  # see _in_rule_key
+
+    def select(self, payload: bytes, attributes_field: int) -> RecordSelection | None:
+        """The records of a serialized TracesData or LogsData to visit, and which of their parts;
+        None if the bytes do not walk. `attributes_field`: the records' attribute list field."""
+        if not self.usable:
+            return None
+        try:
+            return self._select(payload, attributes_field)
+        except (ValueError, IndexError):  # not a well-formed TracesData or LogsData
+            return None
+
+    def _select(self, payload: bytes, attributes_field: int) -> RecordSelection:
+        scopes_per_resource, records_per_scope, starts, ends = walk(payload)
+        found: list[tuple[int, int]] = []
+        self._database.scan(payload, match_event_handler=_collect, context=found)
+        offsets: dict[int, list[int]] = {}  # record -> the last byte of each hit in it
+        key_hits: list[tuple[int, int, int]] = []  # (record, earliest start, end)
+        long_headers: list[int] = []
+        containers: dict[int, int] = {}
+        first_key_id = self._first_key_id
+        for pattern, end in found:
+            index = bisect_right(starts, end - 1) - 1
+            if index < 0 or end > ends[index]:
+                continue  # outside records: resources and scopes are always visited
+            if pattern >= first_key_id:
+                key_hits.append((index, end - self._key_lengths[pattern - first_key_id], end))
+            elif pattern >= _FIRST_VALUE_ID:
+                offsets.setdefault(index, []).append(end - 1)
+            elif pattern == _CONTAINER_ID:
+                containers[index] = containers.get(index, 0) + 1
+            else:
+                long_headers.append(_header_start(payload, pattern, end))
+        whole = {index for index, count in containers.items() if count >= self._max_depth}
+        if key_hits:
+            long_headers.sort()
+            for index, earliest, end in key_hits:
+                # In a visited record a key hit only adds its attribute: no need to check the key.
+                if index in offsets or self._in_rule_key(payload, starts[index], earliest, end, long_headers):
+                    offsets.setdefault(index, []).append(end - 1)
+        hits: list[list[tuple[int, RecordParts | None]]] = [[] for _ in records_per_scope]
+        flagged = sorted({*offsets, *whole})
+        if flagged:
+            first_of_scope = [0]
+            for count in records_per_scope:
+                first_of_scope.append(first_of_scope[-1] + count)
+            for index in flagged:
+                scope = bisect_right(first_of_scope, index) - 1
+                parts = None if index in whole else _record_parts(
+                    payload, starts[index], ends[index], attributes_field, sorted(offsets[index])
+                )
+                hits[scope].append((index - first_of_scope[scope], parts))
+        return RecordSelection(scopes_per_resource, records_per_scope, hits)
+
+    def _in_rule_key(
+        self, payload: bytes, record_start: int, earliest: int, end: int, long_headers: list[int]
+    ) -> bool:
+        """Whether a key string with a rule covers a hit ending at `end` and starting at `earliest`
+        or before. Key headers are a tag 0x0a and a length: single-byte lengths are looked for
+        within 129 bytes back, longer ones (and overlong tags) were found by the scan."""
+        lowest = max(record_start, end - 2 - _SHORT_LENGTH)
+        # The answer depends on these bytes only, which repeat with the attributes that hold them.
+        window = (payload[lowest:end], earliest - lowest)
+        if self._short_keys.get(window, False) or (
+            window not in self._short_keys and self._short_key_search(payload, lowest, earliest, end, window)
+        ):
+            return True
+        first = bisect_right(long_headers, record_start - 1)
+        last = bisect_right(long_headers, earliest - 1)
+        for header in long_headers[first:last]:
+            tag, position = _varint(payload, header)
+            if tag != _KEY_TAG or position >= earliest:
+                continue
+            length, content = _varint(payload, position)
+            if content <= earliest and content + length >= end and self._is_rule_key(
+                payload[content:content + length]
+            ):
+                return True
+        return False
+
+    def _short_key_search(self, payload: bytes, lowest: int, earliest: int, end: int, window) -> bool:
+        found = False
+        position = earliest - 2
+        while not found:
+            position = payload.rfind(b"\n", lowest, position + 1)
+            if position < 0:
+                break
+            length = payload[position + 1]
+            found = length <= _SHORT_LENGTH and position + 2 + length >= end and self._is_rule_key(
+                payload[position + 2:position + 2 + length]
+            )
+            position -= 1
+        if len(self._short_keys) >= _MAX_CACHED_KEYS:
+            self._short_keys.clear()
+        self._short_keys[window] = found
+        return found
+
+    def _is_rule_key(self, raw: bytes) -> bool:
+        known = self._rule_keys.get(raw)
+        if known is None:
+            try:
+                known = self._has_key_rule(raw.decode())
+            except UnicodeDecodeError:
+                known = False  # no key: upb has checked every string is UTF-8
+            # Long "keys" are mostly whole nested messages that happen to start with tag 0x0a;
+            # caching them held hundreds of MB (the count bound alone does not bound bytes).
+            if len(raw) > _MAX_CACHED_KEY_BYTES:
+                return known
+            if len(self._rule_keys) >= _MAX_CACHED_KEYS:
+                self._rule_keys.clear()
+            self._rule_keys[raw] = known
+        return known
+
+
+def _collect(pattern: int, _start: int, end: int, _flags: int, found: list[tuple[int, int]]) -> None:
+    found.append((pattern, end))
+
+
+def _header_start(payload: bytes, pattern: int, end: int) -> int:
+    if pattern == _LONG_HEADER_ID:
+        return end - 2
+    start = end - 2  # an overlong tag: 0x8a, any 0x80s, 0x00
+    while payload[start] == 0x80:
+        start -= 1
+    return start
+
+
+@functools.cache
+def _database(key_patterns: tuple[tuple[bytes, int], ...]) -> tuple[hyperscan.Database, int]:
+    """One compiled database per set of key names (compiling takes a while; configs are few)."""
+    caseless = hyperscan.HS_FLAG_CASELESS
+    patterns = [(_CONTAINER, 0), *((header, 0) for header in _LONG_HEADERS)]
+    patterns += [(FOLDED_LETTER, 0), (_OTHER_DIGIT, 0)]
+    patterns += [(pattern, caseless if detector in CASELESS_DETECTORS else 0)
+                 for detector, pattern in LOOSE_PATTERNS.items()]
+    first_key_id = len(patterns)
+    patterns += key_patterns
+    database = hyperscan.Database()
+    database.compile(
+        expressions=[pattern for pattern, _ in patterns], flags=[flags for _, flags in patterns],
+        ids=list(range(len(patterns))), elements=len(patterns),
+    )
+    return database, first_key_id
+
+
+def _record_parts(
+    data: bytes, position: int, end: int, attributes_field: int, offsets: list[int]
+) -> RecordParts:
+    """The parts of the record in data[position:end] that hold the (sorted) hit offsets."""
+    rest = False
+    attributes: list[int] = []
+    attribute = 0
+    hit = 0
+    while hit < len(offsets):
+        if position >= end:
+            raise ValueError("hit outside the record")
+        tag = data[position]  # one-byte tags and lengths inline: this runs per field of a record
+        if tag < 0x80:
+            position += 1
+        else:
+            tag, position = _varint(data, position)
+        wire_type = tag & 7
+        if wire_type == 2:
+            length = data[position]
+            if length < 0x80:
+                position += 1 + length
+            else:
+                length, position = _varint(data, position)
+                position += length
+        elif wire_type == 0:
+            position = _varint(data, position)[1]
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        else:
+            raise ValueError("group or invalid wire type")
+        is_attribute = tag == (attributes_field << 3 | 2)
+        if offsets[hit] < position:
+            if is_attribute:
+                attributes.append(attribute)
+            else:
+                rest = True
+            while hit < len(offsets) and offsets[hit] < position:
+                hit += 1
+        attribute += is_attribute
+    return rest, attributes
+
+
+def _phrase_words(phrase: str) -> list[str]:
+    return [word for word in _KEY_PARTS.split(phrase.lower()) if word]
+
+
+def walk(payload: bytes) -> tuple[list[int], list[int], list[int], list[int]]:
+    """The record structure of a serialized TracesData or LogsData (field 1 resource groups, field 2
+    scope groups, field 2 records: the same numbers for both): scopes per resource, records per
+    scope, and each record's byte range as parallel start and end lists. ValueError when malformed."""
+    scopes_per_resource: list[int] = []
+    records_per_scope: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for resource_start, resource_end in _length_delimited(payload, 0, len(payload), 1):
+        scopes = _length_delimited(payload, resource_start, resource_end, 2)
+        for scope_start, scope_end in scopes:
+            before = len(starts)
+            for start, end in _length_delimited(payload, scope_start, scope_end, 2):
+                starts.append(start)
+                ends.append(end)
+            records_per_scope.append(len(starts) - before)
+        scopes_per_resource.append(len(scopes))
+    return scopes_per_resource, records_per_scope, starts, ends
+
+
+def _length_delimited(data: bytes, position: int, end: int, number: int) -> list[tuple[int, int]]:
+    """Byte ranges of the length-delimited fields `number` in data[position:end], skipping the rest."""
+    ranges = []
+    while position < end:
+        tag, position = _varint(data, position)
+        wire_type = tag & 7
+        if wire_type == 2:
+            length, position = _varint(data, position)
+            following = position + length
+            if following > end:
+                raise ValueError("truncated field")
+            if tag >> 3 == number:
+                ranges.append((position, following))
+            position = following
+        elif wire_type == 0:
+            _, position = _varint(data, position)
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        else:
+            raise ValueError("group or invalid wire type")
+    if position != end:
+        raise ValueError("truncated message")
+    return ranges
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    """The varint at `position` and the position after it; IndexError past the end of `data`."""
+    byte = data[position]
+    if byte < 0x80:
+        return byte, position + 1
+    value = 0
+    shift = 0
+    while byte >= 0x80:
+        if shift > 63:
+            raise ValueError("varint too long")
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        position += 1
+        byte = data[position]
+    return value | byte << shift, position + 1
