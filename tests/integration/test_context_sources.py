@@ -46,18 +46,23 @@ async def eventually(condition: Callable[[], bool], timeout_s: float = 30.0) -> 
 
 def test_follower_loads_the_topic_then_applies_live_updates(kafka_bootstrap: str) -> None:
     topic = create_compacted_topic(kafka_bootstrap)
-    produce(kafka_bootstrap, topic, [
-        (b"u1", profile(tenant="acme", plan="free")),
-        (b"u2", profile(tenant="globex", plan="gold")),
-        (b"u3", b"[not, an, object"),  # skipped, not fatal
-        (b"u1", profile(tenant="acme", plan="gold")),
-        (b"u2", None),  # tombstone
-    ])
+    produce(
+        kafka_bootstrap,
+        topic,
+        [
+            (b"u1", profile(tenant="acme", plan="free")),
+            (b"u2", profile(tenant="globex", plan="gold")),
+            (b"u3", b"[not, an, object"),  # skipped, not fatal
+            (b"u1", profile(tenant="acme", plan="gold")),
+            (b"u2", None),  # tombstone
+        ],
+    )
     users = UserDirectory()
 
     async def scenario() -> None:
-        follower = CompactedTopicFollower(KafkaConfig(bootstrap_servers=kafka_bootstrap), topic, users.update,
-                                          poll_timeout_ms=100)
+        follower = CompactedTopicFollower(
+            KafkaConfig(bootstrap_servers=kafka_bootstrap), topic, users.update, poll_timeout_ms=100
+        )
         await follower.start()
         try:
             await asyncio.wait_for(follower.ready.wait(), 30)
@@ -80,8 +85,12 @@ def test_missing_topic_is_ready_empty_and_picked_up_once_created(kafka_bootstrap
     topic = f"t{uuid.uuid4().hex[:8]}-service-catalog"
 
     async def scenario() -> None:
-        follower = CompactedTopicFollower(KafkaConfig(bootstrap_servers=kafka_bootstrap), topic,
-                                          lambda key, _: applied.append(key), topic_retry_s=0.2)
+        follower = CompactedTopicFollower(
+            KafkaConfig(bootstrap_servers=kafka_bootstrap),
+            topic,
+            lambda key, _: applied.append(key),
+            topic_retry_s=0.2,
+        )
         await follower.start()
         try:
             await asyncio.wait_for(follower.ready.wait(), 30)

@@ -88,8 +88,10 @@ def _clean_spans(messages: list[Message], trace: int) -> dict[bytes, Span]:
     wanted = trace_id_of(trace)
     return {
         span.span_id: span
-        for m in messages if m.topic().endswith("otlp_spans.clean")
-        for span in all_spans(decode(Signal.TRACES, m.value())) if span.trace_id == wanted
+        for m in messages
+        if m.topic().endswith("otlp_spans.clean")
+        for span in all_spans(decode(Signal.TRACES, m.value()))
+        if span.trace_id == wanted
     }
 
 
@@ -97,8 +99,10 @@ def _clean_logs(messages: list[Message], trace: int) -> list[LogRecord]:
     wanted = trace_id_of(trace)
     return [
         record
-        for m in messages if m.topic().endswith("otlp_logs.clean")
-        for record in all_log_records(decode(Signal.LOGS, m.value())) if record.trace_id == wanted
+        for m in messages
+        if m.topic().endswith("otlp_logs.clean")
+        for record in all_log_records(decode(Signal.LOGS, m.value()))
+        if record.trace_id == wanted
     ]
 
 
@@ -128,8 +132,12 @@ def _await_ready(d: Deployment) -> None:
     """
     for probe in itertools.islice(_probe_traces, 60):
         _produce_spans(d, probe, [S(probe, 1, 0, "probe", PROBE, SERVER)])
-        out = consume_until(d.bootstrap, [d.topic("otlp_spans.clean")],
-                            lambda msgs, probe=probe: bool(_clean_spans(msgs, probe)), timeout_s=2)
+        out = consume_until(
+            d.bootstrap,
+            [d.topic("otlp_spans.clean")],
+            lambda msgs, probe=probe: bool(_clean_spans(msgs, probe)),
+            timeout_s=2,
+        )
         if _clean_spans(out, probe):
             return
     raise AssertionError("the worker processed no probe in 2 minutes")
@@ -155,8 +163,15 @@ def test_root_context_reaches_every_span_and_log_and_the_raw_user_id_no_topic(li
     # child, and logs (one without a trace id): all keyed by trace id, as the Collector does.
     early = [S(trace, 3, 2, "cart", "GET /cart", SERVER), S(trace, 4, 3, "cart", "SELECT cart")]
     root = [
-        S(trace, 1, 0, "frontend", "POST /checkout", SERVER,
-          attributes={"enduser.id": ALICE, "enduser.tenant": "acme", "http.route": "/checkout"}),
+        S(
+            trace,
+            1,
+            0,
+            "frontend",
+            "POST /checkout",
+            SERVER,
+            attributes={"enduser.id": ALICE, "enduser.tenant": "acme", "http.route": "/checkout"},
+        ),
         S(trace, 2, 1, "frontend", "call cart"),
     ]
     late = [S(trace, 5, 1, "payments", "charge", SERVER)]
@@ -179,11 +194,20 @@ def test_root_context_reaches_every_span_and_log_and_the_raw_user_id_no_topic(li
     # deployment wrote (not its inputs): the pseudonym is there, the raw user id nowhere.
     changelog = d.topic("app-trace-context-changelog")
     consume_until(d.bootstrap, [changelog], lambda msgs: any(m.key() == _key(trace) for m in msgs), 30)
-    inputs = {d.topic(name) for name in ("otlp_spans", "otlp_logs", "otlp_metrics", "user-context",
-                                         "service-catalog")}
+    inputs = {
+        d.topic(name)
+        for name in ("otlp_spans", "otlp_logs", "otlp_metrics", "user-context", "service-catalog")
+    }
     written = [topic for topic in d.topics_on_broker() if topic not in inputs]
-    must_exist = ["otlp_spans.clean", "otlp_logs.clean", "telemetry.dlq", "sli-partials", "sli",
-                  "app-trace-context-changelog", "app-sli-state-changelog"]
+    must_exist = [
+        "otlp_spans.clean",
+        "otlp_logs.clean",
+        "telemetry.dlq",
+        "sli-partials",
+        "sli",
+        "app-trace-context-changelog",
+        "app-sli-state-changelog",
+    ]
     assert {d.topic(name) for name in must_exist} <= set(written)
     everything = read_all(d.bootstrap, written)
     raw, token = ALICE.encode(), pseudonymize(ALICE).encode()
@@ -201,8 +225,10 @@ def test_user_context_update_changes_the_enrichment_of_later_records(live: Deplo
     d = live
 
     def request(trace: int) -> list[S]:
-        return [S(trace, 1, 0, "frontend", "GET /", SERVER, attributes={"enduser.id": BOB}),
-                S(trace, 2, 1, "frontend", "render")]
+        return [
+            S(trace, 1, 0, "frontend", "GET /", SERVER, attributes={"enduser.id": BOB}),
+            S(trace, 2, 1, "frontend", "render"),
+        ]
 
     _produce_spans(d, 201, request(201))
     _produce_spans(d, 202, request(202)[:1])  # a trace whose root comes before the update...
@@ -232,8 +258,10 @@ def test_trace_context_survives_a_worker_restart(kafka_bootstrap: str, tmp_path:
     d = deploy(kafka_bootstrap, tmp_path, FAST)
     user, trace = f"carol-{uuid.uuid4().hex}", 301
     _publish_profiles(d, {user: {"tenant": "initech", "plan": "enterprise"}})
-    root = [S(trace, 1, 0, "frontend", "GET /orders", SERVER, attributes={"enduser.id": user}),
-            S(trace, 2, 1, "frontend", "list")]
+    root = [
+        S(trace, 1, 0, "frontend", "GET /orders", SERVER, attributes={"enduser.id": user}),
+        S(trace, 2, 1, "frontend", "list"),
+    ]
     with running_worker(d, "worker-1"):
         _await_ready(d)
         _produce_spans(d, trace, root)
@@ -259,23 +287,32 @@ def test_enrichment_coverage_of_generated_traffic(kafka_bootstrap: str, tmp_path
     d = deploy(kafka_bootstrap, tmp_path, {**FAST, "enrichment": {"grace_period_ms": 15_000}})
     # 30 s of event time at the default rate, keyed by trace id; a tenth of the roots come a
     # message later than their children (held until then).
-    config = GeneratorConfig(duration=timedelta(seconds=30), key="trace_id", split_traces=0.1,
-                             start_time=datetime.now(UTC) - timedelta(seconds=60))
+    config = GeneratorConfig(
+        duration=timedelta(seconds=30),
+        key="trace_id",
+        split_traces=0.1,
+        start_time=datetime.now(UTC) - timedelta(seconds=60),
+    )
     messages = list(iter_messages(config))
     spans_in = sum(m.records for m in messages if m.signal is Signal.TRACES)
     logs_in = sum(m.records for m in messages if m.signal is Signal.LOGS)
     # The best possible user coverage: spans of traces whose root (or a SERVER span) names a user.
     input_spans = [span for m in messages if m.signal is Signal.TRACES for span in all_spans(m.message)]
-    with_user = {span.trace_id for span in input_spans
-                 if (not span.parent_span_id or span.kind == SERVER) and attr(span, "enduser.id")}
+    with_user = {
+        span.trace_id
+        for span in input_spans
+        if (not span.parent_span_id or span.kind == SERVER) and attr(span, "enduser.id")
+    }
     ideal_span_user = sum(span.trace_id in with_user for span in input_spans) / len(input_spans)
     produce_context(*context_records(config), d.bootstrap, d.generator_topics())
     with running_worker(d):
         _await_ready(d)
         produce_kafka(messages, d.bootstrap, d.generator_topics())
         counts = {Signal.TRACES: 0, Signal.LOGS: 0}
-        tallies = {key: 0 for key in ("spans", "spans_user", "spans_root", "logs", "logs_traced",
-                                      "logs_user", "logs_root")}
+        tallies = {
+            key: 0
+            for key in ("spans", "spans_user", "spans_root", "logs", "logs_traced", "logs_user", "logs_root")
+        }
 
         def tally(message: Message) -> None:
             if message.topic() == d.topic("otlp_spans.clean"):
@@ -310,9 +347,12 @@ def test_enrichment_coverage_of_generated_traffic(kafka_bootstrap: str, tmp_path
         "log_trace_context": tallies["logs_root"] / tallies["logs_traced"],
         "log_user": tallies["logs_user"] / tallies["logs_traced"],
     }
-    print(f"\nenrichment coverage, {spans_in} spans and {logs_in} logs ({tallies['logs_traced']} with a "
-          f"trace id): " + ", ".join(f"{name} {value:.4f}" for name, value in share.items())
-          + f"; span_user at best {ideal_span_user:.4f}")
+    print(
+        f"\nenrichment coverage, {spans_in} spans and {logs_in} logs ({tallies['logs_traced']} with a "
+        f"trace id): "
+        + ", ".join(f"{name} {value:.4f}" for name, value in share.items())
+        + f"; span_user at best {ideal_span_user:.4f}"
+    )
     assert share["span_trace_context"] >= 0.95
     assert share["log_trace_context"] >= 0.95
     assert share["span_user"] >= ideal_span_user - 0.01

@@ -142,20 +142,9 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
     async def ingest(stream: StreamT) -> None:
         delivery = shell.delivery()
         await shell.context_loaded()
-        # One batch in flight: the next batch is processed while the previous one's outputs are
-        # being delivered (librdkafka's flush runs in a thread); emits still run in input order,
-        # so inputs are acknowledged in order and only after their outputs.
-        in_flight: asyncio.Task | None = None
-        try:
-            async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
-                records = [_input_record(signal, stream, event) for event in events]
-                result = shell.core().process(records, _now_ms())
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.create_task(shell.emit(result, delivery))
-        finally:
-            if in_flight is not None:
-                await in_flight
+        async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
+            records = [_input_record(signal, stream, event) for event in events]
+            await shell.emit(shell.core().process(records, _now_ms()), delivery)
 
     ingest.__name__ = f"ingest_{signal}"
     app.agent(topic, name=f"ingest-{signal}")(ingest)
