@@ -160,8 +160,9 @@ def _run(kafka_bootstrap: str, workdir: Path, stops: list[Callable[[_Run], None]
 
 @pytest.mark.xfail(
     strict=False,
-    reason="about 1 run in 3 differs before the restart as well (two uninterrupted workers disagree on "
-    "some buckets); an event-time dependence on agent timing not yet found, see the issue 5 note",
+    reason="about 1 run in 3 a worker counts some input twice before the restart too (e.g. 540 requests "
+    "where the pure core gives 453): at-least-once redelivery after a start-up rebalance duplicates SLI "
+    "partials; needs per-message partials with source offsets deduplicated by the engine (issue 5 note)",
 )
 def test_slis_continue_exactly_across_a_worker_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
