@@ -55,6 +55,23 @@ def _keyed_table(app: faust.App, name: str) -> faust.Table:
     return table
 
 
+def _keep_queues_on_resume(app: faust.App) -> None:
+    """Work around faust-streaming#596. After a rebalance Faust resumes the input partitions, seeks
+    them to the committed offsets, then `flow_control.resume()` clears every stream queue: records
+    fetched in between are dropped, and the partition's commits stall at the gap (or, with no
+    committed offset yet, the records are skipped until the next restart). Revocation already
+    clears the queues after pausing the partitions, so resuming need not clear them again; what
+    is kept may be fetched again after the seek, a duplicate rather than a loss (at-least-once).
+    """
+    flow_control = app.flow_control
+
+    def resume() -> None:
+        flow_control._suspend.clear()
+        flow_control._resume.set()
+
+    flow_control.resume = resume  # type: ignore[method-assign]
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -83,6 +100,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         consumer_max_fetch_size=worker.consumer_max_fetch_bytes,
         web_enabled=False,
     )
+    _keep_queues_on_resume(app)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topics = config.topics
 
