@@ -89,7 +89,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from telemetry_pipeline.demo import run_demo
 
-    return run_demo(_load(args), duration_s=args.duration, port=args.port)
+    return run_demo(_load(args), args.config, duration_s=args.duration, port=args.port)
 
 
 if __name__ == "__main__":

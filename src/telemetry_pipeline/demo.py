@@ -29,6 +29,7 @@ from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.generate import (
     GeneratorConfig,
     OutputTopics,
+    context_records,
     iter_messages,
     produce_context,
     produce_kafka,
@@ -40,7 +41,7 @@ EVENT_SPAN = timedelta(minutes=30)
 SHOWN_WINDOW = "5m"
 
 
-def run_demo(config: PipelineConfig, *, duration_s: float, port: int) -> int:
+def run_demo(config: PipelineConfig, config_path: Path | None, *, duration_s: float, port: int) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=120)  # logs and CI: room for every column
@@ -48,7 +49,11 @@ def run_demo(config: PipelineConfig, *, duration_s: float, port: int) -> int:
     console.print(f"[bold]broker[/] starting on 127.0.0.1:{port} (first run downloads Kafka with Maven)...")
     local = broker.start(port=port)
     bootstrap = local.bootstrap
-    report = topics.apply(bootstrap, topics.load_specs(topics.default_topics_dir()))
+    # Every run gets its own topics and Faust app id: a broker kept from an earlier demo still holds
+    # that run's input and SLI state, whose watermark would make this run's data late.
+    prefix = f"demo-{time.strftime('%Y%m%d%H%M%S')}-"
+    config = _prefixed(config, prefix)
+    report = topics.apply(bootstrap, topics.load_specs(topics.default_topics_dir()), name_prefix=prefix)
     console.print(f"[bold]topics[/] {report}")
 
     generator = GeneratorConfig(
@@ -70,21 +75,25 @@ def run_demo(config: PipelineConfig, *, duration_s: float, port: int) -> int:
         user_context=config.context.user_context_topic,
         service_catalog=config.context.service_catalog_topic,
     )
-    from telemetry_pipeline.generate import context_records
-
     users, services = context_records(generator)
     produce_context(users, services, bootstrap, output_topics)
 
-    env = {**os.environ, "TP_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "TP_WORKER__DATA_DIR": str(data_dir)}
+    env = {
+        **os.environ,
+        "TP_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "TP_WORKER__DATA_DIR": str(data_dir),
+        "TP_WORKER__APP_ID": config.worker.app_id,
+        "TP_CONTEXT__USER_CONTEXT_TOPIC": config.context.user_context_topic,
+        "TP_CONTEXT__SERVICE_CATALOG_TOPIC": config.context.service_catalog_topic,
+        **{f"TP_TOPICS__{field.upper()}": name for field, name in names.model_dump().items()},
+    }
     log_path = data_dir / "worker.log"
     console.print(f"[bold]worker[/] starting (log: {log_path})")
+    command = [sys.executable, "-m", "telemetry_pipeline.cli", "worker", "--loglevel", "warning"]
+    if config_path is not None:
+        command += ["--config", str(config_path)]
     with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "telemetry_pipeline.cli", "worker", "--loglevel", "warning"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     sent: Counter[str] = Counter()
     load = threading.Thread(
         target=_paced_load, args=(generator, bootstrap, output_topics, duration_s, sent), daemon=True
@@ -99,10 +108,35 @@ def run_demo(config: PipelineConfig, *, duration_s: float, port: int) -> int:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        topics.delete_topics(bootstrap, [n for n in _topic_names(bootstrap) if n.startswith(prefix)])
         if local.started:
             broker.stop(local.data_dir)
             console.print("[bold]broker[/] stopped")
     return 0 if worker.returncode in (0, -signal.SIGTERM) else 1
+
+
+def _prefixed(config: PipelineConfig, prefix: str) -> PipelineConfig:
+    names = {field: prefix + name for field, name in config.topics.model_dump().items()}
+    context = config.context
+    return config.model_copy(
+        update={
+            "topics": config.topics.model_copy(update=names),
+            "context": context.model_copy(
+                update={
+                    "user_context_topic": prefix + context.user_context_topic,
+                    "service_catalog_topic": prefix + context.service_catalog_topic,
+                }
+            ),
+            "worker": config.worker.model_copy(update={"app_id": prefix + config.worker.app_id}),
+        }
+    )
+
+
+def _topic_names(bootstrap: str) -> list[str]:
+    """Every topic on the broker, the worker's changelogs included."""
+    from confluent_kafka.admin import AdminClient
+
+    return list(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics)
 
 
 def _paced_load(
@@ -196,8 +230,8 @@ def _render(latest: dict[str, dict], seen: Counter[str], sent: Counter[str]) -> 
             service,
             s["window_end"][11:19],
             str(s["requests"]),
-            f"{s['error_rate']:.2%}",
-            f"{s['availability']:.3%}",
+            _fmt(s["error_rate"], "{:.2%}"),
+            _fmt(s["availability"], "{:.3%}"),
             _fmt(s["latency_ms"].get("p99")),
             _fmt(burn),
             str(s["completeness"]["score"]),
@@ -205,5 +239,6 @@ def _render(latest: dict[str, dict], seen: Counter[str], sent: Counter[str]) -> 
     return table
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _fmt(value: float | None, pattern: str = "{:.1f}") -> str:
+    """A number for the table; windows without requests have null ratios and latencies."""
+    return "-" if value is None else pattern.format(value)
