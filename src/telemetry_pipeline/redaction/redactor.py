@@ -14,7 +14,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData
@@ -121,12 +122,14 @@ class Redactor:
                 selection = self._selection(
                     payload, message.resource_spans, "scope_spans", "spans", _SPAN_ATTRIBUTES
                 )
-                self._traces(message, counts, selection)
+                self._records(message.resource_spans, "scope_spans", "spans", self._span, counts, selection)
             elif isinstance(message, LogsData):
                 selection = self._selection(
                     payload, message.resource_logs, "scope_logs", "log_records", _LOG_ATTRIBUTES
                 )
-                self._logs(message, counts, selection)
+                self._records(
+                    message.resource_logs, "scope_logs", "log_records", self._log_record, counts, selection
+                )
             elif isinstance(message, MetricsData):
                 self._metrics(message, counts)
             else:
@@ -195,23 +198,31 @@ class Redactor:
         action = self.key_action(key)
         return action is not None and action is not Action.ALLOW
 
-    def _traces(
-        self, message: TracesData, counts: RedactionCounts, selection: RecordSelection | None
+    def _records(
+        self,
+        resources: Iterable[Any],
+        scopes_field: str,
+        records_field: str,
+        redact_record: Callable[[Any, Counter[str], RecordParts | None], None],
+        counts: RedactionCounts,
+        selection: RecordSelection | None,
     ) -> None:
+        """Resources and scopes of spans or log records, then every record, or (with a prefilter
+        selection) only the records and parts it names."""
         hits = iter(selection.hits) if selection is not None else None
-        for resource_spans in message.resource_spans:
+        for resource_records in resources:
             tally: Counter[str] = Counter()
-            service = service_name(resource_spans.resource)
-            self._container(resource_spans.resource.attributes, tally)
-            for scope_spans in resource_spans.scope_spans:
-                self._container(scope_spans.scope.attributes, tally)
+            service = service_name(resource_records.resource)
+            self._container(resource_records.resource.attributes, tally)
+            for scope_records in getattr(resource_records, scopes_field):
+                self._container(scope_records.scope.attributes, tally)
+                records = getattr(scope_records, records_field)
                 if hits is None:
-                    for span in scope_spans.spans:
-                        self._span(span, tally)
+                    for record in records:
+                        redact_record(record, tally, None)
                 else:
-                    spans = scope_spans.spans
                     for index, parts in next(hits):
-                        self._span(spans[index], tally, parts)
+                        redact_record(records[index], tally, parts)
             _merge(counts, service, tally)
 
     def _span(self, span: Span, tally: Counter[str], parts: RecordParts | None = None) -> None:
@@ -230,23 +241,6 @@ class Redactor:
             for link in span.links:
                 self._container(link.attributes, tally)
         self._container(span.attributes, tally, indices=indices)
-
-    def _logs(self, message: LogsData, counts: RedactionCounts, selection: RecordSelection | None) -> None:
-        hits = iter(selection.hits) if selection is not None else None
-        for resource_logs in message.resource_logs:
-            tally: Counter[str] = Counter()
-            service = service_name(resource_logs.resource)
-            self._container(resource_logs.resource.attributes, tally)
-            for scope_logs in resource_logs.scope_logs:
-                self._container(scope_logs.scope.attributes, tally)
-                if hits is None:
-                    for record in scope_logs.log_records:
-                        self._log_record(record, tally)
-                else:
-                    records = scope_logs.log_records
-                    for index, parts in next(hits):
-                        self._log_record(records[index], tally, parts)
-            _merge(counts, service, tally)
 
     def _log_record(self, record: LogRecord, tally: Counter[str], parts: RecordParts | None = None) -> None:
         """`parts`: only these (from the prefilter); None: all of the record."""

@@ -94,6 +94,30 @@ def histogram(
     return message
 
 
+def checkout_request_durations(error_status: int) -> MetricsData:
+    """checkout's http.server.request.duration (seconds, bounds 100 ms and 500 ms): 6 requests
+    <= 100 ms and 4 in (100, 500] ms answered 200, and 2 above 500 ms answered `error_status`."""
+    return histogram(
+        "checkout",
+        "http.server.request.duration",
+        [
+            {
+                "time_ns": T0_NS,
+                "bounds": [0.1, 0.5],
+                "counts": [6, 4, 0],
+                "attrs": {"http.response.status_code": 200},
+            },
+            {
+                "time_ns": T0_NS,
+                "bounds": [0.1, 0.5],
+                "counts": [0, 0, 2],
+                "attrs": {"http.response.status_code": error_status},
+            },
+        ],
+        unit="s",
+    )
+
+
 class ChangelogStore(dict):
     """A dict store that keeps a JSON copy of what is assigned, as a changelog-backed table does:
     a change made in place and never assigned back is lost on recovery here too."""

@@ -20,6 +20,7 @@ from telemetry_pipeline.sli.tests.builders import (
     MS,
     T0_NS,
     ChangelogStore,
+    checkout_request_durations,
     histogram,
     logs,
     traces,
@@ -380,25 +381,7 @@ def test_the_slo_period_is_a_window_once_even_when_configured_as_one() -> None:
 def test_a_metrics_only_service_gets_every_sli() -> None:
     config, slos = SliConfig(), resolver()
     # 6 requests <= 100 ms, 4 in (100, 500] ms, 2 errors above 500 ms; threshold 300 ms.
-    metric = histogram(
-        "checkout",
-        "http.server.request.duration",
-        [
-            {
-                "time_ns": T0_NS,
-                "bounds": [0.1, 0.5],
-                "counts": [6, 4, 0],
-                "attrs": {"http.response.status_code": 200},
-            },
-            {
-                "time_ns": T0_NS,
-                "bounds": [0.1, 0.5],
-                "counts": [0, 0, 2],
-                "attrs": {"http.response.status_code": 500},
-            },
-        ],
-        unit="s",
-    )
+    metric = checkout_request_durations(error_status=500)
     engine = SliEngine(config, slos, {})
     engine.add(partials_of(config, slos, (Signal.METRICS, metric)))
     s = pick(engine.flush(), "5m", T0_MS + MINUTE)

@@ -21,6 +21,7 @@ from telemetry_pipeline.sli.tests.builders import (
     OK,
     SERVER,
     T0_NS,
+    checkout_request_durations,
     histogram,
     logs,
     traces,
@@ -202,25 +203,7 @@ def test_delta_histogram_feeds_requests_errors_good_and_latency() -> None:
     # Seconds (the current convention), bounds 0.1 s and 0.5 s: 6 <= 100 ms, 4 in (100, 500] ms, 2 above.
     agg.add(
         Signal.METRICS,
-        histogram(
-            "checkout",
-            "http.server.request.duration",
-            [
-                {
-                    "time_ns": T0_NS,
-                    "bounds": [0.1, 0.5],
-                    "counts": [6, 4, 0],
-                    "attrs": {"http.response.status_code": 200},
-                },
-                {
-                    "time_ns": T0_NS,
-                    "bounds": [0.1, 0.5],
-                    "counts": [0, 0, 2],
-                    "attrs": {"http.response.status_code": 503},
-                },
-            ],
-            unit="s",
-        ),
+        checkout_request_durations(error_status=503),
     )
     bucket = only(agg.drain()).bucket
     requests = bucket[METRIC_REQ]
