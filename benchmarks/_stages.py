@@ -36,7 +36,7 @@ def new_core(workload: Workload, config: PipelineConfig) -> Core:
 def input_records(workload: Workload) -> list[InputRecord]:
     """`ref` is the message's index in the workload, to count what comes out."""
     return [
-        InputRecord(m.signal, m.key, m.payload, f"bench[{i}]", ref=i) for i, m in enumerate(workload.messages)
+        InputRecord(m.signal, m.key, m.payload, "bench", i, ref=i) for i, m in enumerate(workload.messages)
     ]
 
 

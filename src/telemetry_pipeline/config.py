@@ -99,9 +99,12 @@ class WorkerConfig(_Section):
     consumer_max_fetch_bytes: int = Field(16 * 1024 * 1024, gt=0)
     # How often held messages are re-checked and idle input lets the SLI watermark advance.
     tick_interval_s: float = Field(0.25, gt=0)
-    # After this long without SLI partials, wall time moves the SLI watermark (a silent service is
-    # still evaluated).
-    idle_after_s: float = Field(30.0, gt=0)
+    # A worker that stops heartbeating (killed, hung) loses its partitions to the others after this
+    # long (Kafka's own default since 3.0; Faust's is 60).
+    session_timeout_s: float = Field(45.0, ge=6, le=300)
+    # How often the SLI agent writes its state to its table (and only then acknowledges the
+    # partials in it) when no evaluation step has done so: bounds what a restart reads again.
+    sli_persist_interval_s: float = Field(10.0, gt=0)
     # Partitions of Faust's own tables; must equal the input topics' partitions (co-partitioning).
     table_partitions: int = Field(4, gt=0)
     metrics_port: int | None = Field(9464, description="Prometheus /metrics port; null to disable")

@@ -1,4 +1,4 @@
-"""The pure core both shells run: decode -> enrich -> redact -> encode, plus SLI partial aggregation.
+"""The pure core both shells run: decode -> SLI partial aggregation -> enrich -> redact -> encode.
 
 No Kafka here. The Faust worker and `replay` hand it records and get back what to write where;
 which input records are finished (all their outputs are in a result) is explicit, so a shell can
@@ -36,8 +36,13 @@ class InputRecord:
     signal: Signal | None
     key: bytes | None
     value: bytes
-    source: str  # "topic[partition]@offset" or "file:line", for the DLQ and errors
+    source: str  # "topic[partition]" or the file; with `position`, where the record came from
+    position: int  # the offset in the partition, or the line in the file
     ref: Any = None  # the shell's handle, e.g. the Faust event to acknowledge
+
+    @property
+    def location(self) -> str:
+        return f"{self.source}:{self.position}"
 
 
 @dataclass(slots=True)
@@ -119,12 +124,13 @@ class Core:
         """Run a batch. Messages whose trace context is not known yet are held unless `final`."""
         result = CoreResult()
         decoded = self._decode_all(records, result)
+        decoded = [item for item in decoded if self._aggregate(item, now_ms, result)]
+        self.aggregator.forget_slos()
         for item in decoded:
             self.enricher.learn(item.signal, item.message, now_ms)
         # Held messages first: the batch just learned may carry the context they waited for.
         for item in [*self.held.take_ready(now_ms, self.enricher), *decoded]:
             self._finish(item, now_ms, final, result)
-        result.partials = self.aggregator.drain()
         return result
 
     def release(self, now_ms: int, *, everything: bool = False) -> CoreResult:
@@ -132,7 +138,6 @@ class Core:
         result = CoreResult()
         for item in self.held.take_ready(now_ms, self.enricher, everything=everything):
             self._finish(item, now_ms, True, result)
-        result.partials = self.aggregator.drain()
         return result
 
     def _decode_all(self, records: Iterable[InputRecord], result: CoreResult) -> list[_Decoded]:
@@ -153,6 +158,25 @@ class Core:
             decoded.append(_Decoded(record, signal, encoding, message))
         return decoded
 
+    def _aggregate(self, item: _Decoded, now_ms: int, result: CoreResult) -> bool:
+        """SLI partials of one message, tagged with where it came from, in input order: right after
+        decoding (before any holding), so a source's offsets reach the SLI engine in order and it can
+        skip what it has applied before. Span names are hashed into a cardinality sketch here, before
+        redaction; no value is kept. False: the record went to the DLQ."""
+        try:
+            # With a real clock, items stamped far in the future are dropped from the SLIs so one
+            # bad client clock cannot drag the watermark ahead.
+            self.aggregator.add(item.signal, item.message, now_ms if self._wall_clock else None)
+            partials = self.aggregator.drain()
+        except Exception as exc:
+            self.aggregator.drain()  # nothing of a rejected record is counted
+            self._reject(item.record, f"aggregate: internal error {type(exc).__name__}", "aggregate", result)
+            return False
+        for partial in partials:
+            partial.source, partial.offset = item.record.source, item.record.position
+        result.partials.extend(partials)
+        return True
+
     def _finish(self, item: _Decoded, now_ms: int, final: bool, result: CoreResult) -> None:
         stage = "enrich"
         try:
@@ -164,10 +188,6 @@ class Core:
             self.stats.redactions.update(self.redactor.redact(item.message, payload))
             stage = "encode"
             value = encode(item.message, item.encoding)
-            stage = "aggregate"
-            # With a real clock, items stamped far in the future are dropped from the SLIs so one
-            # bad client clock cannot drag the watermark ahead.
-            self.aggregator.add(item.signal, item.message, now_ms if self._wall_clock else None)
         except RedactionError as exc:
             # Fail closed: a record that could not be redacted never reaches .clean.
             self._reject(item.record, f"redact: {exc}", "redact", result)

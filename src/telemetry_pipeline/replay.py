@@ -75,7 +75,7 @@ def _batches(inputs: list[Path]) -> Iterator[list[InputRecord]]:
                 line = line.strip()
                 if not line:
                     continue
-                batch.append(InputRecord(None, None, line, f"{path}:{number}"))
+                batch.append(InputRecord(None, None, line, str(path), number))
                 if len(batch) == BATCH_LINES:
                     yield batch
                     batch = []
@@ -94,7 +94,7 @@ def _write(result: CoreResult, files: dict[str, IO[bytes]], summary: ReplaySumma
         summary.written[name] = summary.written.get(name, 0) + 1
     for rejected in result.dlq:
         line = {
-            "source": rejected.origin.source,
+            "source": rejected.origin.location,
             "reason": rejected.reason,
             "record": rejected.origin.value.decode("utf-8", "replace"),
         }

@@ -129,10 +129,16 @@ def stop_worker(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+def produce(
+    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], partitions: list[int] | None = None
+) -> None:
+    """Records by the Collector's partitioner (murmur2 on the key), or to the given partitions."""
     producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
-    for key, value in records:
-        producer.produce(topic, value, key)
+    for index, (key, value) in enumerate(records):
+        if partitions is None:
+            producer.produce(topic, value, key)
+        else:
+            producer.produce(topic, value, key, partition=partitions[index])
     assert producer.flush(30) == 0
 
 

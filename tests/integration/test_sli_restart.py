@@ -1,11 +1,12 @@
 """After a worker restart the SLIs continue exactly where they were (issue 5), on the real broker.
 
-One deterministic workload runs through two deployments: A with one worker, B with a worker stopped
-(SIGTERM) after the first half and a new one started for the second. Both must emit the same
-snapshots. Input is fed in chunks of event time, each chunk once the previous one is through ingest
-(all its .clean records out), as live traffic arrives: the three ingest agents then never run
-minutes of event time apart, which would let one signal's watermark drop another's partials as late
-and make even two uninterrupted runs differ.
+One deterministic workload runs through three deployments: one with one worker, and two with a
+worker stopped after the first half, by SIGTERM or by SIGKILL, and a new one started for the second.
+All must emit the same snapshots (a killed worker's last steps may be sent twice, identical).
+Input is fed in chunks of event time, each chunk once the previous one is through ingest (all its
+.clean records out), as live traffic arrives, round-robin over each topic's partitions, so the test
+knows every watermark source (input partition) and the step each run must reach. The restarted
+runs read input again (at-least-once); the SLI engine must skip it by source offset.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from signal import SIGKILL, SIGTERM, Signals
 from typing import Any
 
 import orjson
@@ -48,12 +50,13 @@ WORKLOAD = GeneratorConfig(
 )
 CHUNK = timedelta(minutes=3)
 FIRST_HALF_CHUNKS = 4  # the restart comes after 12 minutes of event time, inside the error spike
-# Wider than the default 2m so a chunk's partials are never late however the sli agent interleaves
-# the sli-partials partitions; idle_after_s keeps wall time from moving the watermark.
+# Lateness wider than the default 2m so a chunk's partials are never late however the sli agent
+# interleaves the sli-partials partitions; idle_after keeps wall time from moving the watermark.
 CONFIG = {
-    "worker": {"idle_after_s": 3600, "batch_within_s": 0.05},
-    "sli": {"allowed_lateness": "5m"},
+    "worker": {"batch_within_s": 0.05, "session_timeout_s": 6},  # a killed worker's partitions move soon
+    "sli": {"allowed_lateness": "5m", "idle_after": "1h"},
 }
+PARTITIONS = 2  # of every topic; each input partition is a source of the SLI watermark
 SIGNAL_TOPICS = {Signal.TRACES: "otlp_spans", Signal.METRICS: "otlp_metrics", Signal.LOGS: "otlp_logs"}
 CLEAN_TOPICS = ["otlp_spans.clean", "otlp_metrics.clean", "otlp_logs.clean"]
 
@@ -68,17 +71,35 @@ def _chunks(messages: list[GeneratedMessage]) -> list[list[GeneratedMessage]]:
     return [chunks[index] for index in sorted(chunks)]
 
 
-def _last_step(messages: list[GeneratedMessage], pipeline: PipelineConfig) -> tuple[set[str], str]:
-    """The services in `messages` and the last evaluation step the worker reaches on them: the
-    step the newest event time minus the allowed lateness has passed (computed by the pure core)."""
+def _partitions(messages: list[GeneratedMessage]) -> dict[int, int]:
+    """Where each message is produced (by id): a signal's messages go round-robin over the partitions,
+    so every input partition is a watermark source the test can account for."""
+    counts = dict.fromkeys(Signal, 0)
+    partition_of = {}
+    for message in messages:
+        partition_of[id(message)] = counts[message.signal] % PARTITIONS
+        counts[message.signal] += 1
+    return partition_of
+
+
+def _last_step(
+    messages: list[GeneratedMessage], partition_of: dict[int, int], pipeline: PipelineConfig
+) -> tuple[set[str], str]:
+    """The services in `messages` and the last evaluation step the worker reaches on them: the step
+    that the newest event time of the slowest input partition, minus the allowed lateness, has
+    passed (computed by the pure core)."""
     sli = pipeline.sli
     aggregator = PartialAggregator(sli, SloResolver(pipeline.slos, pipeline.slo_defaults))
+    services, newest = set(), {}
     for message in messages:
         aggregator.add(message.signal, decode(message.signal, message.payload))
-    partials = aggregator.drain()
-    watermark = max(p.max_time_ms for p in partials) - duration_ms(sli.allowed_lateness)
+        source = message.signal, partition_of[id(message)]
+        for partial in aggregator.drain():
+            services.add(partial.service)
+            newest[source] = max(newest.get(source, 0), partial.max_time_ms)
+    watermark = min(newest.values()) - duration_ms(sli.allowed_lateness)
     step_ms = duration_ms(sli.evaluation_step)
-    return {p.service for p in partials}, _rfc3339(watermark - watermark % step_ms)
+    return services, _rfc3339(watermark - watermark % step_ms)
 
 
 def _ms(delta: timedelta) -> int:
@@ -92,8 +113,9 @@ def _rfc3339(ms: int) -> str:
 class _Run:
     """Feeds one deployment chunk by chunk and reads back its .clean records and snapshots."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Deployment, partition_of: dict[int, int]) -> None:
         self.deployment = deployment
+        self.partition_of = partition_of
         self.fed = 0
         topics = [deployment.topic(name) for name in [*CLEAN_TOPICS, "sli"]]
         self.reader = TopicReader(deployment.bootstrap, topics)
@@ -104,11 +126,17 @@ class _Run:
     def feed(self, chunks: list[list[GeneratedMessage]]) -> None:
         for chunk in chunks:
             for signal, topic in SIGNAL_TOPICS.items():
-                records = [(m.key, m.payload) for m in chunk if m.signal is signal]
-                produce(self.deployment.bootstrap, self.deployment.topic(topic), records)
+                messages = [m for m in chunk if m.signal is signal]
+                records = [(m.key, m.payload) for m in messages]
+                partitions = [self.partition_of[id(m)] for m in messages]
+                produce(self.deployment.bootstrap, self.deployment.topic(topic), records, partitions)
             self.fed += len(chunk)
             # Restart duplicates may only add records, so at least as many as fed means all through.
             self.reader.read_until(self._all_clean, what=f"{self.fed} .clean records")
+
+    def redelivered(self) -> int:
+        """.clean records beyond those fed: input processed twice (at-least-once)."""
+        return self._clean - self.fed
 
     def _all_clean(self, _messages: list[Message]) -> bool:
         self.snapshots()
@@ -144,34 +172,36 @@ def _partitions_by_key(deployment: Deployment, topic: str) -> dict[bytes, set[in
     return partitions
 
 
-def _run(kafka_bootstrap: str, workdir: Path, stops: list[Callable[[_Run], None]]) -> _Run:
-    """One deployment; a worker per entry of `stops`, each fed its chunks and then stopped."""
+def _run(
+    kafka_bootstrap: str,
+    workdir: Path,
+    partition_of: dict[int, int],
+    stops: list[tuple[Callable[[_Run], None], Signals]],
+) -> _Run:
+    """One deployment; a worker per entry of `stops`, each fed its chunks and then stopped by the signal."""
     workdir.mkdir()
-    run = _Run(deploy(kafka_bootstrap, workdir, CONFIG))
+    run = _Run(deploy(kafka_bootstrap, workdir, CONFIG, partitions=PARTITIONS), partition_of)
     try:
-        for number, stop in enumerate(stops, start=1):
-            with running_worker(run.deployment, name=f"worker-{number}"):
+        for number, (stop, stop_signal) in enumerate(stops, start=1):
+            with running_worker(run.deployment, name=f"worker-{number}") as process:
                 await_worker_ready(run.deployment)
                 stop(run)
+                process.send_signal(stop_signal)
+                process.wait(timeout=60)
     finally:
         run.reader.close()
     return run
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="about 1 run in 3 a worker counts some input twice before the restart too (e.g. 540 requests "
-    "where the pure core gives 453): at-least-once redelivery after a start-up rebalance duplicates SLI "
-    "partials; needs per-message partials with source offsets deduplicated by the engine (issue 5 note)",
-)
 def test_slis_continue_exactly_across_a_worker_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
     chunks = _chunks(messages)
     first, second = chunks[:FIRST_HALF_CHUNKS], chunks[FIRST_HALF_CHUNKS:]
     first_messages = [m for chunk in first for m in chunk]
     pipeline = PipelineConfig.model_validate(CONFIG)
-    services, last_step = _last_step(messages, pipeline)
-    first_services, first_last_step = _last_step(first_messages, pipeline)
+    partition_of = _partitions(messages)
+    services, last_step = _last_step(messages, partition_of, pipeline)
+    first_services, first_last_step = _last_step(first_messages, partition_of, pipeline)
     assert services == first_services == {"frontend", "checkout", "payment", "gateway"}
     windows = [*pipeline.sli.windows, pipeline.slo_defaults.period]
 
@@ -187,22 +217,28 @@ def test_slis_continue_exactly_across_a_worker_restart(kafka_bootstrap: str, tmp
         run.feed(second)
         run.wait_for_step(services, windows, last_step)
 
-    straight = _run(kafka_bootstrap, tmp_path / "straight", [everything]).snapshots()
-    restarted_run = _run(kafka_bootstrap, tmp_path / "restarted", [first_half, second_half])
-    restarted = restarted_run.snapshots()
-
+    straight_run = _run(kafka_bootstrap, tmp_path / "straight", partition_of, [(everything, SIGTERM)])
+    straight = straight_run.snapshots()
     # A service's first step depends on when its first partial met the watermark; from the end of
-    # the first chunk on, every service is evaluated at every step in both runs.
+    # the first chunk on, every service is evaluated at every step in every run.
     start_ms = WORKLOAD.start_ns() // 1_000_000
     settled = _rfc3339(start_ms + _ms(CHUNK))
-    assert {k for k in straight if k[2] >= settled} == {k for k in restarted if k[2] >= settled}
-    differing = {
-        key: (straight[key][0], values)
-        for key, values in restarted.items()
-        if key in straight and any(value != straight[key][0] for value in values)
-    }
-    assert not differing, f"{len(differing)} snapshots differ, e.g. {next(iter(differing.items()))}"
     assert all(len(values) == 1 for values in straight.values())
+    for stop_signal in (SIGTERM, SIGKILL):
+        stops = [(first_half, stop_signal), (second_half, SIGTERM)]
+        restarted_run = _run(kafka_bootstrap, tmp_path / stop_signal.name, partition_of, stops)
+        restarted = restarted_run.snapshots()
+        assert {k for k in straight if k[2] >= settled} == {k for k in restarted if k[2] >= settled}
+        differing = {
+            key: (straight[key][0], values)
+            for key, values in restarted.items()
+            if key in straight and any(value != straight[key][0] for value in values)
+        }
+        example = next(iter(differing.items()), None)
+        assert not differing, f"{stop_signal.name}: {len(differing)} snapshots differ, e.g. {example}"
+        resent = sum(len(values) - 1 for values in restarted.values())
+        redelivered = restarted_run.redelivered()
+        print(f"{stop_signal.name}: {redelivered} input records redelivered, {resent} snapshots resent")
     # A service's partials arrive on the partition of its state's changelog (both murmur2), so with
     # several workers the one that restores a service's state is the one that gets its partials.
     deployment = restarted_run.deployment

@@ -24,7 +24,7 @@ from telemetry_pipeline.core import Core, CoreResult, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.enrichment.context_sources import CompactedTopicFollower
 from telemetry_pipeline.otlp import Signal
-from telemetry_pipeline.sli import SliEngine, SliPartial
+from telemetry_pipeline.sli import SliEngine, SliPartial, decode_partials, duration_ms, encode_partials
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         if kafka.producer_compression == "none"
         else kafka.producer_compression,
         broker_commit_interval=1.0,
+        broker_session_timeout=worker.session_timeout_s,
         # Messages held for their trace context are not acknowledged until they go out; at shutdown
         # Faust would wait for them until it is killed. Not waiting leaves them uncommitted, to be
         # processed again by the next worker (at-least-once).
@@ -123,14 +124,17 @@ def create_app(config: PipelineConfig) -> faust.App:
 
     @app.agent(app.topic(topics.sli_partials, **raw))
     async def sli(stream: StreamT) -> None:
+        """Partials are merged in memory and acknowledged once the state holding them is written to
+        the table (at an evaluation step, or every `sli_persist_interval_s`); what a restart reads
+        again, the engine recognises by source offset and skips."""
         delivery = shell.delivery()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
+            now = _now_ms()
             engine = shell.engine()
-            engine.add(SliPartial.from_bytes(event.value) for event in events)
-            await delivery.send(shell.snapshot_records(engine.advance()))
-            for event in events:
-                await stream.ack(event)
-            shell.last_partial_ms = _now_ms()
+            engine.add((p for event in events for p in decode_partials(event.value)), wall_ms=now)
+            shell.sli_unacked.extend((stream, event) for event in events)
+            await shell.advance_sli(delivery, now)
+            shell.last_partial_ms = now
 
     @app.timer(interval=worker.tick_interval_s)
     async def tick() -> None:
@@ -139,8 +143,9 @@ def create_app(config: PipelineConfig) -> faust.App:
         now = _now_ms()
         if shell.core_ready():
             await shell.emit(shell.core().release(now), delivery)
-        if shell.engine_ready() and now - shell.last_partial_ms > worker.idle_after_s * 1000:
-            await delivery.send(shell.snapshot_records(shell.engine().advance(idle_now_ms=now)))
+        if shell.engine_ready():
+            idle = now - shell.last_partial_ms > shell.idle_after_ms
+            await shell.advance_sli(delivery, now, idle_now_ms=now if idle else None)
         metrics.observe(shell)
 
     for follower in shell.followers:
@@ -178,7 +183,8 @@ def _input_record(signal: Signal, stream: StreamT, event: EventT) -> InputRecord
         signal,
         message.key,
         message.value,
-        f"{message.topic}[{message.partition}]@{message.offset}",
+        f"{message.topic}[{message.partition}]",
+        message.offset,
         ref=(stream, event),
     )
 
@@ -195,7 +201,9 @@ class _Shell:
         self._core: Core | None = None
         self._engine: SliEngine | None = None
         self.metrics = metrics
-        self.last_partial_ms = _now_ms()
+        self.last_partial_ms = self.last_persist_ms = _now_ms()
+        self.idle_after_ms = duration_ms(config.sli.idle_after)
+        self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self.tick_delivery = self.delivery()
         kafka, context = config.kafka, config.context
         self.followers = [
@@ -239,6 +247,24 @@ class _Shell:
     def engine_ready(self) -> bool:
         return self._engine is not None
 
+    async def advance_sli(self, delivery: Delivery, now_ms: int, idle_now_ms: int | None = None) -> None:
+        """Evaluate the steps the watermark passed and send their snapshots; persist the engine's
+        state after a step, or when the last write is `sli_persist_interval_s` old, then acknowledge
+        the partials it holds."""
+        engine = self.engine()
+        snapshots = engine.advance(idle_now_ms=idle_now_ms)
+        due = now_ms - self.last_persist_ms >= self.config.worker.sli_persist_interval_s * 1000
+        unacked: list[tuple[StreamT, EventT]] = []
+        if snapshots or (due and self.sli_unacked):
+            engine.persist()
+            self.last_persist_ms = now_ms
+            unacked, self.sli_unacked = self.sli_unacked, []
+        # Snapshots go out after the state that produced them is written: a restart re-evaluates
+        # nothing it has already sent (a crash in between sends those steps again, identical).
+        await delivery.send(self.snapshot_records(snapshots))
+        for stream, event in unacked:
+            await stream.ack(event)
+
     async def emit(self, result: CoreResult, delivery: Delivery) -> None:
         topics = self.config.topics
         outbound: list[OutboundRecord] = []
@@ -256,8 +282,11 @@ class _Shell:
                 ("source.offset", str(offset).encode()),
             ]
             outbound.append(OutboundRecord(topics.dlq, origin.key, origin.value, headers))
+        by_service: dict[str, list[SliPartial]] = {}
         for partial in result.partials:
-            outbound.append(OutboundRecord(topics.sli_partials, partial.service.encode(), partial.to_bytes()))
+            by_service.setdefault(partial.service, []).append(partial)
+        for service, partials in by_service.items():
+            outbound.append(OutboundRecord(topics.sli_partials, service.encode(), encode_partials(partials)))
         if outbound:
             await delivery.send(outbound)
         for record in result.finished:

@@ -1,8 +1,9 @@
 """Rolling SLIs and observability completeness per service (pure core; no Kafka here).
 
-Ingest side: `PartialAggregator` turns redacted OTLP messages into per-(service, bucket)
-`SliPartial`s. SLI stage: `SliEngine` merges them into tiered buckets kept in the shell's store and
-emits `SliSnapshot`s on event time. See README.md in this directory for the rules and figures.
+Ingest side: `PartialAggregator` turns each decoded OTLP message into one `SliPartial` per service
+(a bucket per minute it touches), tagged by the core with the message's source and offset. SLI
+stage: `SliEngine` merges them, once per input message, into tiered buckets kept in the shell's
+store and emits `SliSnapshot`s on event time. See README.md in this directory for the rules and figures.
 """
 
 from telemetry_pipeline.sli.config import (
@@ -15,7 +16,13 @@ from telemetry_pipeline.sli.config import (
     duration_ms,
 )
 from telemetry_pipeline.sli.engine import EngineStats, SliEngine
-from telemetry_pipeline.sli.partials import AggregatorStats, PartialAggregator, SliPartial
+from telemetry_pipeline.sli.partials import (
+    AggregatorStats,
+    PartialAggregator,
+    SliPartial,
+    decode_partials,
+    encode_partials,
+)
 from telemetry_pipeline.sli.slo import ResolvedSlo, SloResolver
 from telemetry_pipeline.sli.snapshot import SliSnapshot, render_sli_schema, sli_json_schema, write_sli_schema
 
@@ -34,7 +41,9 @@ __all__ = [
     "SloDefaults",
     "SloLatency",
     "SloResolver",
+    "decode_partials",
     "duration_ms",
+    "encode_partials",
     "render_sli_schema",
     "sli_json_schema",
     "write_sli_schema",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -97,6 +97,9 @@ class SliConfig(_Model):
     # snapshots nobody reads and block the worker's event loop for seconds.
     max_catch_up: Duration = "1h"
     allowed_lateness: Duration = "2m"
+    # Wall time after which an input source (a partition, or the whole input) with no data stops
+    # holding the watermark back, so silent services and partitions are still evaluated.
+    idle_after: Duration = "30s"
     # Ingest skips items stamped further ahead of the shell's clock than this (when it passes one).
     max_clock_skew: Duration = "10m"
     latency_relative_accuracy: float = Field(0.01, gt=0, le=0.1)
@@ -113,10 +116,6 @@ class SliConfig(_Model):
     # Span attribute keys feed the cardinality estimate from 1 span in this many (chosen by span id):
     # reading every attribute list would cost more than all else here.
     attribute_key_sampling: int = Field(16, gt=0, le=256)  # a span id byte decides
-    # Store layout (see sli/state.py): "service" keeps one key per service (whole state per write,
-    # safe under any table partitioning); "bucket" one key per bucket (small writes, but every key of
-    # a service must go to the service's partition).
-    state_keys: Literal["service", "bucket"] = "service"
     max_services: int = Field(2_000, gt=0)  # per SLI engine (one worker); more are counted and dropped
     metric_series_cache_size: int = Field(50_000, gt=0)  # cumulative histogram series remembered for deltas
 

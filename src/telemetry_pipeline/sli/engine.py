@@ -1,9 +1,17 @@
 """The SLI stage: rolling windows per service over partials, evaluated on event time with a watermark.
 
 State lives in the shell's store (layout in `state`): per service its newest event time, last
-evaluated step, late-drop counter and tiered buckets. The engine keeps the same state in memory and
-writes every change back by assignment; `reload` rebuilds the memory from the store, so a new engine
-over a recovered store emits exactly the snapshots the old one would have.
+evaluated step, late-drop counter, the input offsets applied and tiered buckets. The engine works on
+the same state in memory and writes changed services back by assignment in `persist()`; `reload`
+rebuilds the memory from the store. Partials carry their input message's (source, offset) and are
+applied once each, so a shell may persist as rarely as it likes, acknowledge its input only after
+persisting, and on a restart feed the engine everything from the last acknowledged input again: a
+new engine over a recovered store emits exactly the snapshots the old one would have.
+
+The watermark is the newest event time of the slowest active input source (partition or file)
+minus the allowed lateness: one signal or partition caught up minutes behind the others after
+downtime holds evaluation back instead of having its data dropped as late. A source silent for
+`idle_after` of wall time stops holding it back.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from telemetry_pipeline.sli.sketch import LatencyMapping, hll_estimate, quantile
 from telemetry_pipeline.sli.slo import SloResolver
 from telemetry_pipeline.sli.snapshot import Cardinality, Completeness, LatencyQuantiles, SliSnapshot
 from telemetry_pipeline.sli.state import ServiceState, StateStore
-from telemetry_pipeline.sli.windows import WindowTotals, add_to_finest, roll, tiers_of, window_totals
+from telemetry_pipeline.sli.windows import START, WindowTotals, add_to_finest, roll, tiers_of, window_totals
 
 _QUANTILES = (0.5, 0.95, 0.99)
 
@@ -27,7 +35,8 @@ _QUANTILES = (0.5, 0.95, 0.99)
 @dataclass
 class EngineStats:
     services: int = 0
-    late_dropped: int = 0  # partials whose bucket was already evaluated (beyond the allowed lateness)
+    late_dropped: int = 0  # partial buckets whose step was already evaluated (beyond the allowed lateness)
+    duplicates_skipped: int = 0  # partials of input applied before (redelivered after a rebalance or crash)
     services_rejected: int = 0  # partials of new services refused because max_services was reached
     services_expired: int = 0  # services removed after their data aged out of every tier
     snapshots: int = 0
@@ -52,10 +61,11 @@ class SliEngine:
         self._config = config
         self._slos = slos
         self._shape = tiers_of(config)
-        self._state_store = StateStore(store, len(self._shape), per_bucket=config.state_keys == "bucket")
+        self._state_store = StateStore(store)
         self._step_ms = duration_ms(config.evaluation_step)
         self._max_catch_up_ms = duration_ms(config.max_catch_up)
         self._lateness_ms = duration_ms(config.allowed_lateness)
+        self._idle_after_ms = duration_ms(config.idle_after)
         self._finest_ms = self._shape[0].size_ms
         self._mapping = LatencyMapping(config.latency_relative_accuracy)
         self._windows = _labelled(config.windows)
@@ -66,9 +76,16 @@ class SliEngine:
     def reload(self) -> None:
         """Rebuild the in-memory state and watermark from the store, e.g. after table recovery."""
         self._states = self._state_store.load()
+        self._dirty: set[str] = set()
+        # Per source: newest event time applied, and the wall time it was last heard of (None: not
+        # since this engine started; its idle time starts with the next partials).
+        self._sources: dict[str, list] = {}
         self._watermark_ms: int | None = None
         for state in self._states.values():
-            self._raise_watermark(max(state.max_event_ms - self._lateness_ms, state.evaluated_ms))
+            if state.watermark_ms is not None:
+                self._raise_watermark(state.watermark_ms)
+            for source, (_offset, max_time_ms) in state.sources.items():
+                self._heard_of(source, max_time_ms, None)
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics; the watermark only once there is one."""
@@ -76,30 +93,45 @@ class SliEngine:
         self._stats.watermark_ms = self._watermark_ms
         return {name: value for name, value in dataclasses.asdict(self._stats).items() if value is not None}
 
-    def add(self, partials: Iterable[SliPartial]) -> None:
-        """Merge partials; per service, one write of its counters and one per bucket touched."""
-        by_service: dict[str, list[SliPartial]] = {}
+    def add(self, partials: Iterable[SliPartial], wall_ms: int | None = None) -> None:
+        """Merge partials into memory (see `persist`). `wall_ms`: the shell's clock, for source idleness;
+        without it (replay) every source counts until the end."""
         for partial in partials:
-            by_service.setdefault(partial.service, []).append(partial)
-        watermark_before = self._watermark_ms
-        for service, batch in by_service.items():
+            service = partial.service
             state = self._states.get(service)
             if state is None:
                 if len(self._states) >= self._config.max_services:
-                    self._stats.services_rejected += len(batch)
+                    self._stats.services_rejected += 1
                     continue
-                state = self._states[service] = self._new_state(service, watermark_before, batch[0])
-            changed: dict[tuple[int, int], list | None] = {}
-            for partial in batch:
-                if partial.bucket_start_ms + self._finest_ms <= state.evaluated_ms:
+                state = self._states[service] = self._new_state(partial)
+            mark = state.sources.get(partial.source)
+            if mark is not None and partial.offset >= 0 and partial.offset <= mark[0]:
+                self._stats.duplicates_skipped += 1
+                continue
+            newest = partial.max_time_ms if mark is None else max(mark[1], partial.max_time_ms)
+            state.sources[partial.source] = [partial.offset, newest]
+            self._heard_of(partial.source, partial.max_time_ms, wall_ms)
+            self._dirty.add(service)
+            for bucket in partial.buckets:
+                if bucket[START] + self._finest_ms <= state.evaluated_ms:
                     state.late_dropped += 1
                     self._stats.late_dropped += 1
                     continue
-                bucket = add_to_finest(state.tiers, partial.bucket)
-                changed[(0, bucket[0])] = bucket
+                add_to_finest(state.tiers, bucket)
                 state.max_event_ms = max(state.max_event_ms, partial.max_time_ms)
-                self._raise_watermark(partial.max_time_ms - self._lateness_ms)
-            self._state_store.save(state, changed)
+        self._raise_watermark_to_sources(wall_ms)
+
+    def persist(self) -> None:
+        """Write every service changed since the last call to the store. Input whose partials were
+        added before this call may be acknowledged after it."""
+        for service in sorted(self._dirty):
+            state = self._states.get(service)
+            if state is None:
+                self._state_store.forget(service)
+                continue
+            state.watermark_ms = self._watermark_ms
+            self._state_store.save(state)
+        self._dirty.clear()
 
     def advance(self, idle_now_ms: int | None = None) -> list[SliSnapshot]:
         """Move the watermark and evaluate every step it passed, for every service, in step order.
@@ -124,12 +156,32 @@ class SliEngine:
         if self._watermark_ms is None or candidate > self._watermark_ms:
             self._watermark_ms = candidate
 
-    def _new_state(self, service: str, watermark_ms: int | None, first: SliPartial) -> ServiceState:
-        # Evaluation starts at the current step of the engine-wide watermark (or, for the very first
+    def _heard_of(self, source: str, max_time_ms: int, wall_ms: int | None) -> None:
+        known = self._sources.get(source)
+        if known is None:
+            self._sources[source] = [max_time_ms, wall_ms]
+        else:
+            known[0] = max(known[0], max_time_ms)
+            known[1] = wall_ms
+
+    def _raise_watermark_to_sources(self, wall_ms: int | None) -> None:
+        active = []
+        for known in self._sources.values():
+            if wall_ms is not None and known[1] is None:
+                known[1] = wall_ms  # recovered from the store: idle from now on unless heard of
+            if wall_ms is None or wall_ms - known[1] <= self._idle_after_ms:
+                active.append(known[0])
+        if active:
+            self._raise_watermark(min(active) - self._lateness_ms)
+
+    def _new_state(self, first: SliPartial) -> ServiceState:
+        # Evaluation starts at the current step of the engine's watermark (or, for the very first
         # data, of that data's own watermark), so partials within the lateness are never refused.
-        start = watermark_ms if watermark_ms is not None else first.max_time_ms - self._lateness_ms
+        start = self._watermark_ms
+        if start is None:
+            start = first.max_time_ms - self._lateness_ms
         return ServiceState(
-            service, first.max_time_ms, start - start % self._step_ms, tiers=[[] for _ in self._shape]
+            first.service, first.max_time_ms, start - start % self._step_ms, tiers=[[] for _ in self._shape]
         )
 
     def _evaluate_until(self, watermark_ms: int | None) -> list[SliSnapshot]:
@@ -140,13 +192,13 @@ class SliEngine:
         if not pending:
             return []
         snapshots: list[SliSnapshot] = []
-        changed: dict[str, dict[tuple[int, int], list | None]] = {state.service: {} for state in pending}
         expired: set[str] = set()
         floor = target - self._max_catch_up_ms
         floor -= floor % self._step_ms
         for state in pending:
+            self._dirty.add(state.service)
             if state.evaluated_ms < floor:
-                roll(state.tiers, self._shape, floor, changed[state.service])  # one jump, same result
+                roll(state.tiers, self._shape, floor)  # one jump, same result
                 self._stats.steps_skipped += (floor - state.evaluated_ms) // self._step_ms
                 state.evaluated_ms = floor
         step = min(state.evaluated_ms for state in pending) + self._step_ms
@@ -154,20 +206,16 @@ class SliEngine:
             for state in pending:
                 if state.evaluated_ms >= step or state.service in expired:
                     continue
-                roll(state.tiers, self._shape, step, changed[state.service])
+                roll(state.tiers, self._shape, step)
                 if not any(state.tiers):  # every bucket aged out: forget the service
                     expired.add(state.service)
                     continue
                 snapshots.extend(self._snapshots(state, step))
                 state.evaluated_ms = step
             step += self._step_ms
-        for state in pending:
-            if state.service in expired:
-                self._state_store.forget(state)
-                del self._states[state.service]
-                self._stats.services_expired += 1
-            else:
-                self._state_store.save(state, changed[state.service])
+        for service in expired:
+            del self._states[service]  # `persist` deletes its key
+            self._stats.services_expired += 1
         self._stats.snapshots += len(snapshots)
         return snapshots
 

@@ -1,7 +1,8 @@
-"""Ingest side: per (service, event-time bucket) partial aggregates of redacted OTLP messages.
+"""Ingest side: per (service, event-time bucket) partial aggregates of decoded OTLP messages.
 
-Runs on whatever partition a message arrived on; the partials are small and are emitted keyed by
-service, so the SLI stage sees every record of a service. Hot path: one pass over the spans with as
+Runs on whatever partition a message arrived on, drained once per message (so the engine can apply
+each input message exactly once); the partials are small and are emitted keyed by service, so the
+SLI stage sees every record of a service. Hot path: one pass over the spans with as
 few protobuf field reads as possible; the attribute list of a span is read once, and only for
 request spans (for the HTTP status code) and the cardinality sketch.
 """
@@ -52,23 +53,35 @@ _NS_PER_MS = 1_000_000
 
 @dataclass(slots=True)
 class SliPartial:
-    """One service's aggregates for one finest-tier bucket; `bucket` uses the layout of `windows`."""
+    """One service's aggregates from one input message: a bucket (layout of `windows`) per finest-tier
+    bucket its items fall in, sorted by start.
+
+    `source` and `offset` name that message (input partition and offset, or file and line): the
+    engine applies each (service, source, offset) once, so input redelivered after a rebalance or a
+    crash (at-least-once) is not counted twice. Untagged partials (offset -1) are always applied.
+    """
 
     service: str
     max_time_ms: int
-    bucket: list
+    buckets: list[list]
+    source: str = ""
+    offset: int = -1
 
-    @property
-    def bucket_start_ms(self) -> int:
-        return self.bucket[0]
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps({"service": self.service, "max_time_ms": self.max_time_ms, "bucket": self.bucket})
+    def to_json(self) -> list:
+        return [self.service, self.max_time_ms, self.buckets, self.source, self.offset]
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> SliPartial:
-        obj = orjson.loads(data)
-        return cls(obj["service"], obj["max_time_ms"], obj["bucket"])
+    def from_json(cls, obj: list) -> SliPartial:
+        return cls(*obj)
+
+
+def encode_partials(partials: list[SliPartial]) -> bytes:
+    """One `sli-partials` record value: the partials of one service from one batch of input."""
+    return orjson.dumps([partial.to_json() for partial in partials])
+
+
+def decode_partials(data: bytes) -> list[SliPartial]:
+    return [SliPartial.from_json(obj) for obj in orjson.loads(data)]
 
 
 class _Requests:
@@ -142,7 +155,8 @@ class PartialAggregator:
             self._add_logs(message, limit_ns)  # type: ignore[arg-type]
 
     def drain(self) -> list[SliPartial]:
-        partials = []
+        """What was added since the last drain, one partial per service (untagged)."""
+        by_service: dict[str, SliPartial] = {}
         for (service, index), acc in sorted(self._pending.items()):
             bucket = new_bucket(index * self._bucket_ns // _NS_PER_MS)
             bucket[1:] = [
@@ -157,11 +171,20 @@ class PartialAggregator:
                 hll_of(acc.names) if acc.names else None,
                 hll_of(acc.keys) if acc.keys else None,
             ]
-            partials.append(SliPartial(service, acc.max_ns // _NS_PER_MS, bucket))
+            max_time_ms = acc.max_ns // _NS_PER_MS
+            partial = by_service.get(service)
+            if partial is None:
+                by_service[service] = SliPartial(service, max_time_ms, [bucket])
+            else:
+                partial.buckets.append(bucket)
+                partial.max_time_ms = max(partial.max_time_ms, max_time_ms)
         self._pending.clear()
-        self._thresholds.clear()  # SLOs may change (service catalog); re-read once per drain
         self.stats.series_cached = len(self._series)
-        return partials
+        return list(by_service.values())
+
+    def forget_slos(self) -> None:
+        """Re-read latency thresholds from here on: SLOs may change (service catalog)."""
+        self._thresholds.clear()
 
     def _accumulator(self, service: str, time_ns: int) -> _Accumulator:
         key = (service, time_ns // self._bucket_ns)

@@ -13,6 +13,7 @@ gamma^(2^L): coarser, older buckets keep fewer bins at a known, larger relative 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import operator
@@ -111,13 +112,17 @@ _LANE_HIGH_BITS = int("80" * HLL_REGISTERS, 16)  # register values stay below 64
 def hll_of(values: Iterable[str]) -> str:
     registers = bytearray(HLL_REGISTERS)
     for value in values:
-        # A stable hash: Python's hash() differs per process and would break replay.
-        hashed = int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
-        register = hashed >> _HLL_REST_BITS
-        rank = _HLL_REST_BITS - (hashed & _HLL_REST_MASK).bit_length() + 1
+        register, rank = _hll_slot(value)
         if rank > registers[register]:
             registers[register] = rank
     return registers.hex()
+
+
+@functools.lru_cache(maxsize=65_536)  # span names and attribute keys repeat from message to message
+def _hll_slot(value: str) -> tuple[int, int]:
+    # A stable hash: Python's hash() differs per process and would break replay.
+    hashed = int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
+    return hashed >> _HLL_REST_BITS, _HLL_REST_BITS - (hashed & _HLL_REST_MASK).bit_length() + 1
 
 
 def hll_packed(registers: str | None) -> int:

@@ -1,22 +1,17 @@
 """How an engine's per-service state sits in the shell's store (a Faust table with a changelog).
 
-Two layouts (`SliConfig.state_keys`):
-- "service": one key per service, `<service>` -> {"max_event_ms", "evaluated_ms", "late_dropped",
-  "tiers": [[bucket, ...] per tier]}. Every write carries the whole state (~100 KiB at 30 days), but
-  a service's state is one key, so any partitioning of the table keeps it whole.
-- "bucket": `<service>|meta` -> the three counters, and `<service>|<tier>|<start>` -> {"bucket": [...]}.
-  A batch rewrites only the buckets it touched (well under 1 KiB), but all keys of a service must
-  land in the same table partition: write them from the service's own `sli-partials` partition
-  (Faust's default, without `use_partitioner`), or partition by `service_of_key`.
-Buckets use the layout of `windows`.
+One key per service: `<service>` -> {"max_event_ms", "evaluated_ms", "late_dropped", "watermark_ms",
+"sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier]}. A service's buckets
+and the input offsets they include are one value, written by one assignment: whatever a restart
+recovers, the buckets hold exactly the partials up to those offsets, which is what lets the engine
+skip redelivered input without ever counting it twice or losing it. Buckets use the layout of
+`windows`.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-
-_META = "meta"
 
 
 @dataclass(slots=True)
@@ -25,73 +20,39 @@ class ServiceState:
     max_event_ms: int
     evaluated_ms: int  # end of the last evaluation step emitted
     late_dropped: int = 0
+    watermark_ms: int | None = None  # the engine's, when this state was last written
+    # Per input source (partition or file): the highest offset applied and its newest event time.
+    sources: dict[str, list[int]] = field(default_factory=dict)
     tiers: list[list[list]] = field(default_factory=list)  # per tier, buckets sorted by start
 
 
-def service_of_key(key: str) -> str:
-    """The service a store key belongs to, in either layout (parsed from the right)."""
-    if key.endswith(f"|{_META}"):
-        return key[: -len(_META) - 1]
-    parts = key.rsplit("|", 2)
-    if len(parts) == 3 and parts[1].isdigit() and parts[2].lstrip("-").isdigit():
-        return parts[0]
-    return key
-
-
 class StateStore:
-    def __init__(self, store: MutableMapping[str, dict], tier_count: int, *, per_bucket: bool) -> None:
+    def __init__(self, store: MutableMapping[str, dict]) -> None:
         self._store = store
-        self._tier_count = tier_count
-        self._per_bucket = per_bucket
 
-    def save(self, state: ServiceState, changed: dict[tuple[int, int], list | None]) -> None:
-        """Write a service's state; `changed` maps (tier, start) to each bucket written or None if removed."""
-        counters = {
+    def save(self, state: ServiceState) -> None:
+        self._store[state.service] = {
             "max_event_ms": state.max_event_ms,
             "evaluated_ms": state.evaluated_ms,
             "late_dropped": state.late_dropped,
+            "watermark_ms": state.watermark_ms,
+            "sources": state.sources,
+            "tiers": state.tiers,
         }
-        if not self._per_bucket:
-            self._store[state.service] = {**counters, "tiers": state.tiers}
-            return
-        for (level, start), bucket in changed.items():
-            key = f"{state.service}|{level}|{start}"
-            if bucket is None:
-                self._store.pop(key, None)
-            else:
-                self._store[key] = {"bucket": bucket}
-        self._store[f"{state.service}|{_META}"] = counters
 
-    def forget(self, state: ServiceState) -> None:
-        if not self._per_bucket:
-            self._store.pop(state.service, None)
-            return
-        for level, buckets in enumerate(state.tiers):
-            for bucket in buckets:
-                self._store.pop(f"{state.service}|{level}|{bucket[0]}", None)
-        self._store.pop(f"{state.service}|{_META}", None)
+    def forget(self, service: str) -> None:
+        self._store.pop(service, None)
 
     def load(self) -> dict[str, ServiceState]:
-        """Every service in the store, whichever layout wrote it."""
-        states: dict[str, ServiceState] = {}
-        buckets: dict[str, list[tuple[int, list]]] = {}
-        for key, value in self._store.items():
-            if "bucket" in value:
-                service, level, _ = key.rsplit("|", 2)
-                buckets.setdefault(service, []).append((int(level), value["bucket"]))
-                continue
-            service = key if "tiers" in value else service_of_key(key)
-            states[service] = ServiceState(
+        return {
+            service: ServiceState(
                 service,
                 value["max_event_ms"],
                 value["evaluated_ms"],
                 value["late_dropped"],
-                value.get("tiers") or [[] for _ in range(self._tier_count)],
+                value["watermark_ms"],
+                value["sources"],
+                value["tiers"],
             )
-        for service, found in buckets.items():
-            tiers = states[service].tiers
-            for level, bucket in found:
-                tiers[level].append(bucket)
-            for tier in tiers:
-                tier.sort(key=lambda bucket: bucket[0])
-        return states
+            for service, value in self._store.items()
+        }

@@ -76,8 +76,8 @@ def tiers_of(config: SliConfig) -> list[Tier]:
     return [Tier(duration_ms(t.size), duration_ms(t.until), t.sketch_collapse) for t in config.bucket_tiers]
 
 
-def add_to_finest(tiers: list[list[list]], partial_bucket: list) -> list:
-    """Merge an ingest bucket (finest size) into tier 0, kept sorted by start; returns that bucket."""
+def add_to_finest(tiers: list[list[list]], partial_bucket: list) -> None:
+    """Merge an ingest bucket (finest size) into tier 0, kept sorted by start."""
     finest = tiers[0]
     start = partial_bucket[START]
     position = len(finest)
@@ -90,14 +90,11 @@ def add_to_finest(tiers: list[list[list]], partial_bucket: list) -> list:
         bucket = new_bucket(start)
         finest.insert(position, bucket)
     merge_bucket(bucket, partial_bucket, 0, True)
-    return bucket
 
 
-def roll(
-    tiers: list[list[list]], shape: list[Tier], now_ms: int, changed: dict[tuple[int, int], list | None]
-) -> None:
+def roll(tiers: list[list[list]], shape: list[Tier], now_ms: int) -> None:
     """Move buckets whose whole span is older than their tier's `until` into the next tier (or drop
-    them from the last). Records in `changed` each (tier, start) written (-> bucket) or removed (-> None)."""
+    them from the last)."""
     for level, tier in enumerate(shape):
         buckets = tiers[level]
         expired = 0
@@ -106,8 +103,6 @@ def roll(
         if not expired:
             continue
         moving, tiers[level] = buckets[:expired], buckets[expired:]
-        for bucket in moving:
-            changed[(level, bucket[START])] = None
         if level + 1 == len(shape):
             continue
         coarser, target = shape[level + 1], tiers[level + 1]
@@ -117,7 +112,6 @@ def roll(
                 target.append(new_bucket(start))
             # Cardinality sketches stay in the finest tier only (they are 2 x 128 bytes per bucket).
             merge_bucket(target[-1], bucket, coarser.collapse - tier.collapse, False)
-            changed[(level + 1, start)] = target[-1]
 
 
 @dataclass(slots=True)

@@ -211,8 +211,8 @@ def test_what_enrichment_adds_is_allowed_and_copied_names_are_redacted_when_lear
     logs = LogsData(resource_logs=[ResourceLogs(resource=_resource(), scope_logs=[ScopeLogs(log_records=[
         LogRecord(trace_id=TRACE_ID, span_id=SPAN_ID, body=AnyValue(string_value="done"))])])])
     result = core.process([
-        InputRecord(Signal.TRACES, None, encode(traces, Encoding.PROTO), "otlp_spans[0]@0"),
-        InputRecord(Signal.LOGS, None, encode(logs, Encoding.PROTO), "otlp_logs[0]@0"),
+        InputRecord(Signal.TRACES, None, encode(traces, Encoding.PROTO), "otlp_spans[0]", 0),
+        InputRecord(Signal.LOGS, None, encode(logs, Encoding.PROTO), "otlp_logs[0]", 0),
     ], now_ms=1_767_225_600_000, final=True)
     assert EMAIL not in str(store)
     [clean_traces, clean_logs] = [decode(record.signal, record.value) for record in result.clean]
@@ -349,8 +349,8 @@ def test_kafka_path_and_replay_redact_the_same_way(make_value: Callable[[str], s
                        attributes=[_kv("enduser.id", "user-7"), _kv("app.detail", secret)])
     message = LogsData(resource_logs=[
         ResourceLogs(resource=_resource("orders"), scope_logs=[ScopeLogs(log_records=[record])])])
-    kafka = _core_output(InputRecord(Signal.LOGS, None, encode(message, Encoding.PROTO), "otlp_logs[0]@0"))
-    replay = _core_output(InputRecord(None, None, orjson.dumps(message_to_json(message)), "in.jsonl:1"))
+    kafka = _core_output(InputRecord(Signal.LOGS, None, encode(message, Encoding.PROTO), "otlp_logs[0]", 0))
+    replay = _core_output(InputRecord(None, None, orjson.dumps(message_to_json(message)), "in.jsonl", 1))
     assert message_to_json(kafka) == message_to_json(replay)
     assert "ghp_" not in str(kafka) and EMAIL not in str(kafka) and "user-7" not in str(kafka)
 

@@ -1,4 +1,5 @@
 import random
+from collections import Counter
 
 import orjson
 import pytest
@@ -118,7 +119,7 @@ def test_sre_workbook_burn_rate_example() -> None:
         bucket = new_bucket(start + hour * HOUR)
         errors = 144 if hour == hours - 1 else 0  # 1.44% errors in the last hour
         bucket[SPAN_REQ] = [per_hour, errors, per_hour, 0, []]
-        partials.append(SliPartial("checkout", start + hour * HOUR + HOUR - 1, bucket))
+        partials.append(SliPartial("checkout", start + hour * HOUR + HOUR - 1, [bucket]))
     engine.add(partials)
     last = engine.flush()[-2:]
     one_hour = next(s for s in last if s.window == "1h")
@@ -131,7 +132,6 @@ def test_sre_workbook_burn_rate_example() -> None:
 
 def small_tiers(**overrides: object) -> SliConfig:
     return SliConfig(
-        state_keys="bucket",
         bucket_tiers=[
             {"size": "1m", "until": "10m"},
             {"size": "5m", "until": "1h", "sketch_collapse": 1},
@@ -154,8 +154,9 @@ def test_tiers_roll_up_without_double_counting_and_stay_bounded() -> None:
         spans = [{"end_ns": T0_NS + minute * MINUTE_NS, "latency_ms": 100.0, **error}]
         engine.add(partials_of(config, slos, (Signal.TRACES, traces("checkout", spans))))
         snapshots += engine.advance()
+        engine.persist()
         limits = [10 + 3, 12 + 1, 12 + 1]  # until / size, plus the buckets still filling
-        per_tier = [sum(1 for key in store if key.startswith(f"checkout|{level}|")) for level in range(3)]
+        per_tier = [len(tier) for tier in store["checkout"]["tiers"]]
         assert all(n <= limit for n, limit in zip(per_tier, limits, strict=True))
     snapshots += engine.flush()
     end = T0_MS + minutes * MINUTE
@@ -260,23 +261,41 @@ def test_services_are_capped_and_expire_when_their_data_ages_out() -> None:
             (Signal.TRACES, traces("b", [{"end_ns": T0_NS}])),
         )
     )
-    assert list(store) == ["a"]  # keyed by service (the default layout)
+    assert store == {}  # written by persist() only
+    engine.persist()
+    assert list(store) == ["a"]  # keyed by service
     assert engine.stats()["services_rejected"] == 1
     snapshots = engine.advance(idle_now_ms=T0_MS + HOUR)
+    engine.persist()
     assert store == {}
     assert engine.stats()["services_expired"] == 1
     # The last snapshot is the last step whose 10m period window still reaches the data.
     assert max(s.window_end for s in snapshots) == _iso(T0_MS + 10 * MINUTE)
 
 
-def batches(seed: int) -> list[tuple[list[SliPartial], int | None]]:
-    """Two hours of services with jitter, very late records, a silent stretch, a service that starts
-    late and idle ticks whose wall clock runs ahead of event time."""
+def tagged(
+    config: SliConfig, slos: SloResolver, offsets: Counter[str], source: str, message: tuple[Signal, object]
+) -> list[SliPartial]:
+    """A message's partials tagged with the next offset of `source`, as the core tags them."""
+    partials = partials_of(config, slos, message)
+    for partial in partials:
+        partial.source, partial.offset = source, offsets[source]
+    offsets[source] += 1
+    return partials
+
+
+Step = tuple[list[SliPartial], int | None]  # partials of a batch, the idle push after it
+
+
+def batches(seed: int) -> list[Step]:
+    """Two hours of services on three input sources, with jitter, very late records, a silent
+    stretch, a service that starts late and idle ticks whose wall clock runs ahead of event time."""
     config, slos = SliConfig(), resolver()
     rng = random.Random(seed)
+    offsets: Counter[str] = Counter()
     result = []
     for tick in range(120):
-        messages = []
+        partials = []
         for service in ("checkout", "cart", "search", "joiner"):
             if (service == "search" and 40 <= tick < 70) or (service == "joiner" and tick < 86):
                 continue
@@ -290,37 +309,82 @@ def batches(seed: int) -> list[tuple[list[SliPartial], int | None]]:
             ]
             if rng.random() < 0.1:
                 spans.append({"end_ns": T0_NS + (tick - 10) * MINUTE_NS})  # beyond the allowed lateness
-            messages.append((Signal.TRACES, traces(service, spans)))
-        messages.append((Signal.LOGS, logs("cart", [(T0_NS + tick * MINUTE_NS, rng.random() < 0.5)] * 3)))
+            source = f"otlp_spans[{rng.randrange(2)}]"
+            partials += tagged(config, slos, offsets, source, (Signal.TRACES, traces(service, spans)))
+        cart_logs = logs("cart", [(T0_NS + tick * MINUTE_NS, rng.random() < 0.5)] * 3)
+        partials += tagged(config, slos, offsets, "otlp_logs[0]", (Signal.LOGS, cart_logs))
         idle = T0_MS + tick * MINUTE + 4 * MINUTE if tick % 17 == 0 else None
-        result.append((partials_of(config, slos, *messages), idle))
+        result.append((partials, idle))
     return result
 
 
-def run(steps: list[tuple[list[SliPartial], int | None]], store: dict, state_keys: str) -> list[bytes]:
-    engine = SliEngine(SliConfig(state_keys=state_keys), resolver(), store)
-    out = []
-    for partials, idle in steps:
+def run(steps: list[Step], store: dict, persist_every: int = 1) -> tuple[SliEngine, list[bytes], int]:
+    """A new engine over `store` fed `steps` as the worker feeds it: persisting every `persist_every`
+    steps. Returns the engine, its snapshots, and how many steps it had persisted (acknowledged)."""
+    engine = SliEngine(SliConfig(), resolver(), store)
+    out, acknowledged = [], 0
+    for number, (partials, idle) in enumerate(steps, start=1):
         engine.add(partials)
         out.extend(s.to_json_bytes() for s in engine.advance(idle))
-    return out
+        if number % persist_every == 0:
+            engine.persist()
+            acknowledged = number
+    return engine, out, acknowledged
 
 
-@pytest.mark.parametrize("state_keys", ["service", "bucket"])
-def test_a_new_engine_over_the_recovered_store_continues_exactly(state_keys: str) -> None:
+def by_key(*outputs: list[bytes]) -> dict[tuple[str, str, str], set[bytes]]:
+    """Snapshots by (service, window, window_end): every distinct version emitted."""
+    found: dict[tuple[str, str, str], set[bytes]] = {}
+    for output in outputs:
+        for snapshot in output:
+            obj = orjson.loads(snapshot)
+            found.setdefault((obj["service"], obj["window"], obj["window_end"]), set()).add(snapshot)
+    return found
+
+
+def test_a_new_engine_over_the_recovered_store_continues_exactly_whatever_is_read_again() -> None:
     steps = batches(seed=3)
-    straight = run(steps, store_a := ChangelogStore(), state_keys)
+    _, straight, _ = run(steps, store_a := ChangelogStore())
+    # The first engine persists every 7th step and dies after step 90: what it merged since its last
+    # persist (step 84) is lost with it. The second engine is fed from 10 steps before that, as after
+    # a rebalance whose commits lagged: input it had persisted comes again and must be skipped.
     store_b = ChangelogStore()
-    first_half = run(steps[:86], store_b, state_keys)  # right after an idle tick (85), before "joiner" starts
+    _, first, acknowledged = run(steps[:90], store_b, persist_every=7)
+    assert acknowledged == 84
     recovered = ChangelogStore(store_b)  # what a changelog recovery gives back, no shared objects
-    second_half = run(steps[86:], recovered, state_keys)
-    assert first_half + second_half == straight
+    engine, second, _ = run(steps[acknowledged - 10 :], recovered)
+    assert engine.stats()["duplicates_skipped"] > 0
+    restarted = by_key(first, second)
+    assert all(len(versions) == 1 for versions in restarted.values())  # sent again only identically
+    assert restarted == by_key(straight)
     assert recovered == store_a
-    engine = SliEngine(SliConfig(state_keys=state_keys), resolver(), recovered)
-    assert engine.stats()["late_dropped"] == 0  # counters of this process; the per-service ones are stored
-    assert sum(v.get("late_dropped", 0) for v in recovered.values()) > 0  # the run had late data
+    assert sum(v["late_dropped"] for v in recovered.values()) > 0  # the run had late data
     assert len(straight) > 1000  # the comparison covers real output
     assert len({orjson.loads(s)["window_end"] for s in straight}) >= 100
+
+
+def test_the_watermark_waits_for_the_slowest_active_source() -> None:
+    config, slos = SliConfig(idle_after="30s"), resolver()
+    engine = SliEngine(config, slos, {})
+    offsets: Counter[str] = Counter()
+
+    def add(source: str, minute: int, wall_ms: int) -> None:
+        message = (Signal.TRACES, traces("checkout", [{"end_ns": T0_NS + minute * MINUTE_NS}]))
+        engine.add(tagged(config, slos, offsets, source, message), wall_ms=wall_ms)
+
+    wall = 1_000_000
+    add("otlp_spans[0]", 0, wall)
+    add("otlp_logs[0]", 0, wall)
+    add("otlp_spans[0]", 20, wall)  # spans caught up 20 minutes ahead of the logs
+    assert engine.advance() == []  # the logs source still holds the watermark at minute 0 - 2m
+    add("otlp_logs[0]", 5, wall + 1_000)  # five minutes late against the spans' lateness, yet counted
+    snapshots = engine.advance()
+    assert max(s.window_end for s in snapshots) == _iso(T0_MS + 3 * MINUTE)  # logs' 5m - 2m
+    assert engine.stats()["late_dropped"] == 0
+    # Silent for longer than idle_after (wall time), the logs source no longer holds it back.
+    add("otlp_spans[0]", 21, wall + 32_000)
+    assert max(s.window_end for s in engine.advance()) == _iso(T0_MS + 19 * MINUTE)
+    assert engine.stats()["duplicates_skipped"] == 0
 
 
 def test_snapshot_json_is_deterministic_and_matches_the_contract_fields() -> None:

@@ -8,6 +8,8 @@ from telemetry_pipeline.sli import (
     SloConfig,
     SloDefaults,
     SloResolver,
+    decode_partials,
+    encode_partials,
 )
 from telemetry_pipeline.sli.sketch import LatencyMapping, hll_estimate, hll_packed, quantile_ms
 from telemetry_pipeline.sli.slo import CATALOG_SLO_KEY
@@ -41,6 +43,7 @@ from telemetry_pipeline.sli.windows import (
     SKETCH,
     SPAN_REQ,
     SPANS,
+    START,
     ZEROS,
 )
 
@@ -55,6 +58,15 @@ def aggregator(threshold_ms: float = 300.0) -> PartialAggregator:
 def only(partials: list[SliPartial]) -> SliPartial:
     assert len(partials) == 1
     return partials[0]
+
+
+def only_bucket(partials: list[SliPartial]) -> list:
+    [bucket] = only(partials).buckets
+    return bucket
+
+
+def flat(partials: list[SliPartial]) -> list[tuple[str, list]]:
+    return [(p.service, bucket) for p in partials for bucket in p.buckets]
 
 
 def test_requests_are_server_consumer_or_root_spans() -> None:
@@ -74,10 +86,11 @@ def test_requests_are_server_consumer_or_root_spans() -> None:
     )
     partial = only(agg.drain())
     assert partial.service == "checkout"
-    assert partial.bucket_start_ms == T0_MS
-    assert partial.bucket[SPANS] == 5
-    assert partial.bucket[SPAN_REQ][REQUESTS] == 3
-    assert partial.bucket[METRIC_REQ] is None
+    [bucket] = partial.buckets
+    assert bucket[START] == T0_MS
+    assert bucket[SPANS] == 5
+    assert bucket[SPAN_REQ][REQUESTS] == 3
+    assert bucket[METRIC_REQ] is None
     assert agg.drain() == []  # drained
 
 
@@ -102,7 +115,7 @@ def test_errors_are_status_error_or_http_5xx_on_unset_server_spans() -> None:
             ],
         ),
     )
-    requests = only(agg.drain()).bucket[SPAN_REQ]
+    requests = only_bucket(agg.drain())[SPAN_REQ]
     assert (requests[REQUESTS], requests[ERRORS]) == (6, 3)
 
 
@@ -110,7 +123,7 @@ def test_latency_good_count_and_sketch() -> None:
     agg = aggregator(threshold_ms=300.0)
     latencies = [10.0, 100.0, 299.0, 300.0, 301.0, 2000.0, 0.0]
     agg.add(Signal.TRACES, traces("checkout", [{"end_ns": T0_NS, "latency_ms": v} for v in latencies]))
-    requests = only(agg.drain()).bucket[SPAN_REQ]
+    requests = only_bucket(agg.drain())[SPAN_REQ]
     assert requests[GOOD] == 5  # <= 300 ms, the zero-length span included
     assert requests[ZEROS] == 1
     mapping = LatencyMapping(0.01)
@@ -133,12 +146,12 @@ def test_spans_go_to_the_bucket_of_their_end_time_and_services_stay_apart() -> N
     )
     agg.add(Signal.TRACES, traces("cart", [{"end_ns": T0_NS}]))
     partials = agg.drain()
-    assert [(p.service, p.bucket_start_ms, p.bucket[SPANS]) for p in partials] == [
+    assert [(service, b[START], b[SPANS]) for service, b in flat(partials)] == [
         ("cart", T0_MS, 1),
         ("checkout", T0_MS, 1),
         ("checkout", T0_MS + 60_000, 2),
     ]
-    assert partials[2].max_time_ms == T0_MS + 60_005
+    assert [p.max_time_ms for p in partials] == [T0_MS, T0_MS + 60_005]  # one partial per service
 
 
 def test_resource_completeness_counts_requirements_met_once_per_resource() -> None:
@@ -152,7 +165,7 @@ def test_resource_completeness_counts_requirements_met_once_per_resource() -> No
     }  # older environment key
     agg.add(Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}] * 3, resource=full))
     agg.add(Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}], resource={"service.version": "1.2"}))
-    bucket = only(agg.drain()).bucket
+    bucket = only_bucket(agg.drain())
     assert (bucket[RESOURCES], bucket[RESOURCE_ATTRS]) == (2, 6 + 2)
 
 
@@ -161,7 +174,7 @@ def test_missing_or_placeholder_service_name_does_not_count() -> None:
     agg.add(Signal.TRACES, traces(None, [{"end_ns": T0_NS}]))
     agg.add(Signal.TRACES, traces("unknown_service:python", [{"end_ns": T0_NS}]))
     partials = agg.drain()
-    assert [(p.service, p.bucket[RESOURCE_ATTRS]) for p in partials] == [
+    assert [(service, b[RESOURCE_ATTRS]) for service, b in flat(partials)] == [
         ("unknown_service", 0),
         ("unknown_service:python", 0),
     ]
@@ -185,7 +198,7 @@ def test_cardinality_sketches_of_span_names_and_attribute_keys() -> None:
             ],
         ),
     )
-    bucket = only(agg.drain()).bucket
+    bucket = only_bucket(agg.drain())
     # Small sets are counted almost exactly (linear counting); a register collision costs one.
     assert 6 <= hll_estimate(hll_packed(bucket[NAMES])) <= 7
     assert 3 <= hll_estimate(hll_packed(bucket[KEYS])) <= 4
@@ -194,7 +207,7 @@ def test_cardinality_sketches_of_span_names_and_attribute_keys() -> None:
 def test_logs_count_presence_and_trace_correlation() -> None:
     agg = aggregator()
     agg.add(Signal.LOGS, logs("checkout", [(T0_NS, True), (T0_NS, False), (T0_NS + 1, True)]))
-    bucket = only(agg.drain()).bucket
+    bucket = only_bucket(agg.drain())
     assert (bucket[LOGS], bucket[LOGS_TRACED], bucket[SPANS], bucket[SPAN_REQ]) == (3, 2, 0, None)
 
 
@@ -205,7 +218,7 @@ def test_delta_histogram_feeds_requests_errors_good_and_latency() -> None:
         Signal.METRICS,
         checkout_request_durations(error_status=503),
     )
-    bucket = only(agg.drain()).bucket
+    bucket = only_bucket(agg.drain())
     requests = bucket[METRIC_REQ]
     assert bucket[SPAN_REQ] is None
     assert bucket[POINTS] == 2
@@ -235,7 +248,7 @@ def test_metric_error_attributes(attrs: dict, error: bool) -> None:
             [{"time_ns": T0_NS, "bounds": [10.0], "counts": [1, 0], "attrs": attrs}],
         ),
     )
-    assert only(agg.drain()).bucket[METRIC_REQ][ERRORS] == (1 if error else 0)
+    assert only_bucket(agg.drain())[METRIC_REQ][ERRORS] == (1 if error else 0)
 
 
 def test_cumulative_histograms_count_deltas_per_series() -> None:
@@ -268,7 +281,7 @@ def test_cumulative_histograms_count_deltas_per_series() -> None:
     point(1, [8, 1])
     point(2, [8, 2])
     point(3, [2, 0], start_ns=T0_NS + 3 * MINUTE_NS)  # restarted process: counts since the new start
-    by_minute = {(p.bucket_start_ms - T0_MS) // 60_000: p.bucket[METRIC_REQ] for p in agg.drain()}
+    by_minute = {(b[START] - T0_MS) // 60_000: b[METRIC_REQ] for _, b in flat(agg.drain())}
     assert by_minute[0] is None
     assert [by_minute[m][REQUESTS] for m in (1, 2, 3)] == [3, 1, 2]
     assert [by_minute[m][GOOD] for m in (1, 2, 3)] == [3, 0, 2]
@@ -285,7 +298,7 @@ def test_other_metrics_only_count_as_presence() -> None:
             [{"time_ns": T0_NS, "bounds": [1.0], "counts": [1, 1]}],
         ),
     )
-    bucket = only(agg.drain()).bucket
+    bucket = only_bucket(agg.drain())
     assert (bucket[POINTS], bucket[METRIC_REQ]) == (1, None)
 
 
@@ -302,7 +315,7 @@ def test_exponential_histogram_buckets_become_latencies() -> None:
     point.positive.bucket_counts.extend([3, 1])
     agg = aggregator(threshold_ms=300.0)
     agg.add(Signal.METRICS, message)
-    requests = only(agg.drain()).bucket[METRIC_REQ]
+    requests = only_bucket(agg.drain())[METRIC_REQ]
     assert (requests[REQUESTS], requests[GOOD], requests[ZEROS]) == (5, 5, 1)
     mapping = LatencyMapping(0.01)
     assert quantile_ms(1, requests[SKETCH], 1.0, mapping, 0) == pytest.approx((125 * 250) ** 0.5, rel=0.01)
@@ -314,23 +327,30 @@ def test_future_items_are_counted_and_skipped_when_the_shell_gives_its_clock() -
     agg.add(
         Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}, {"end_ns": T0_NS + 3_600_000 * MS}]), now_ms
     )
-    assert only(agg.drain()).bucket[SPANS] == 1
+    assert only_bucket(agg.drain())[SPANS] == 1
     assert agg.stats.future_dropped == 1
 
 
-def test_partial_round_trips_through_bytes() -> None:
+def test_partials_round_trip_through_a_record_value() -> None:
     agg = aggregator()
     agg.add(Signal.TRACES, traces("checkout", [{"end_ns": T0_NS, "latency_ms": 12.5, "status": ERROR}]))
-    partial = only(agg.drain())
-    assert SliPartial.from_bytes(partial.to_bytes()) == partial
+    first = only(agg.drain())
+    first.source, first.offset = "otlp_spans[2]", 41
+    agg.add(Signal.TRACES, traces("checkout", [{"end_ns": T0_NS + MINUTE_NS}, {"end_ns": T0_NS}]))
+    second = only(agg.drain())
+    assert len(second.buckets) == 2 and second.offset == -1  # untagged until the core tags it
+    assert decode_partials(encode_partials([first, second])) == [first, second]
 
 
-def test_catalog_override_moves_the_threshold_at_the_next_drain() -> None:
+def test_catalog_override_moves_the_threshold_once_slos_are_re_read() -> None:
     catalog: dict[str, dict] = {}
     agg = PartialAggregator(SliConfig(), SloResolver([], SloDefaults(), catalog))
     spans = [{"end_ns": T0_NS, "latency_ms": 400.0}]
     agg.add(Signal.TRACES, traces("cart", spans))
-    assert only(agg.drain()).bucket[SPAN_REQ][GOOD] == 1  # default threshold 500 ms
+    assert only_bucket(agg.drain())[SPAN_REQ][GOOD] == 1  # default threshold 500 ms
     catalog["cart"] = {"owner": "team-a", CATALOG_SLO_KEY: {"latency": {"threshold_ms": 250}}}
     agg.add(Signal.TRACES, traces("cart", spans))
-    assert only(agg.drain()).bucket[SPAN_REQ][GOOD] == 0
+    assert only_bucket(agg.drain())[SPAN_REQ][GOOD] == 1  # thresholds are read once per batch
+    agg.forget_slos()  # what the core does after each batch
+    agg.add(Signal.TRACES, traces("cart", spans))
+    assert only_bucket(agg.drain())[SPAN_REQ][GOOD] == 0

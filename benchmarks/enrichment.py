@@ -1,4 +1,4 @@
-"""Enrichment coverage and cost on `generate` traffic: `python -m telemetry_pipeline.enrichment.bench`.
+"""Enrichment coverage and cost on `generate` traffic: `.venv/bin/python benchmarks/enrichment.py`.
 
 Coverage: every message goes through learn -> enrich, held in a HoldBuffer when its trace's root
 has not been seen, on the messages' own event-time clock (as the worker would, with its wall clock).
