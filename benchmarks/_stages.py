@@ -21,8 +21,8 @@ from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, InputRecord
 from telemetry_pipeline.otlp import Signal
 
-# In the order the core runs them (aggregation reads the redacted message, after encoding).
-STAGES = ("decode", "enrich", "redact", "encode", "aggregate")
+# In the order the core runs them (aggregation reads each message right after decoding).
+STAGES = ("decode", "aggregate", "enrich", "redact", "encode")
 
 
 def _now_ms() -> int:
