@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from telemetry_pipeline.generate import OutputTopics
@@ -233,6 +233,27 @@ class TopicReader:
 
 
 PROBE_KEY = b"readiness-probe"
+
+
+def await_group_members(
+    deployment: Deployment, count: int, timeout_s: float = 120
+) -> list[set[TopicPartition]]:
+    """Until the workers' consumer group is stable with `count` members, each assigned partitions;
+    returns their assignments."""
+    admin = AdminClient({"bootstrap.servers": deployment.bootstrap})
+    group = deployment.prefix + "app"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        members = description.members
+        if (
+            description.state == ConsumerGroupState.STABLE
+            and len(members) == count
+            and all(m.assignment and m.assignment.topic_partitions for m in members)
+        ):
+            return [set(m.assignment.topic_partitions) for m in members]
+        assert time.monotonic() < deadline, f"group {group} not stable with {count} members in {timeout_s}s"
+        time.sleep(0.5)
 
 
 def await_worker_ready(deployment: Deployment, timeout_s: float = 120) -> None:

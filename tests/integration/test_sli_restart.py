@@ -11,7 +11,8 @@ runs read input again (at-least-once); the SLI engine must skip it by source off
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from signal import SIGKILL, SIGTERM, Signals
@@ -30,6 +31,7 @@ from telemetry_pipeline.sli.config import duration_ms
 from tests.integration.harness import (
     Deployment,
     TopicReader,
+    await_group_members,
     await_worker_ready,
     deploy,
     produce,
@@ -37,7 +39,7 @@ from tests.integration.harness import (
     running_worker,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 
 WORKLOAD = GeneratorConfig(
     services=3,  # frontend, checkout, payment, plus the metrics-only gateway
@@ -172,31 +174,34 @@ def _partitions_by_key(deployment: Deployment, topic: str) -> dict[bytes, set[in
     return partitions
 
 
+@contextmanager
+def _worker(run: _Run, name: str, stop_signal: Signals = SIGTERM, *, ready: bool = True) -> Iterator[None]:
+    """A worker of the run's deployment, stopped by `stop_signal` at the end of the block."""
+    with running_worker(run.deployment, name=name) as process:
+        if ready:
+            await_worker_ready(run.deployment)
+        yield
+        process.send_signal(stop_signal)
+        process.wait(timeout=60)
+
+
 def _run(
-    kafka_bootstrap: str,
-    workdir: Path,
-    partition_of: dict[int, int],
-    stops: list[tuple[Callable[[_Run], None], Signals]],
+    kafka_bootstrap: str, workdir: Path, partition_of: dict[int, int], script: Callable[[_Run], None]
 ) -> _Run:
-    """One deployment; a worker per entry of `stops`, each fed its chunks and then stopped by the signal."""
+    """One deployment, its workers started and stopped by `script`."""
     workdir.mkdir()
     run = _Run(deploy(kafka_bootstrap, workdir, CONFIG, partitions=PARTITIONS), partition_of)
     try:
-        for number, (stop, stop_signal) in enumerate(stops, start=1):
-            with running_worker(run.deployment, name=f"worker-{number}") as process:
-                await_worker_ready(run.deployment)
-                stop(run)
-                process.send_signal(stop_signal)
-                process.wait(timeout=60)
+        script(run)
     finally:
         run.reader.close()
     return run
 
 
-def test_slis_continue_exactly_across_a_worker_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_slis_continue_exactly_across_restarts_and_rebalances(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
     chunks = _chunks(messages)
-    first, second = chunks[:FIRST_HALF_CHUNKS], chunks[FIRST_HALF_CHUNKS:]
+    first, middle, last = chunks[:FIRST_HALF_CHUNKS], chunks[FIRST_HALF_CHUNKS:-2], chunks[-2:]
     first_messages = [m for chunk in first for m in chunk]
     pipeline = PipelineConfig.model_validate(CONFIG)
     partition_of = _partitions(messages)
@@ -205,50 +210,66 @@ def test_slis_continue_exactly_across_a_worker_restart(kafka_bootstrap: str, tmp
     assert services == first_services == {"frontend", "checkout", "payment", "gateway"}
     windows = [*pipeline.sli.windows, pipeline.slo_defaults.period]
 
-    def everything(run: _Run) -> None:
-        run.feed(chunks)
-        run.wait_for_step(services, windows, last_step)
+    def straight(run: _Run) -> None:
+        with _worker(run, "worker-1"):
+            run.feed(chunks)
+            run.wait_for_step(services, windows, last_step)
 
-    def first_half(run: _Run) -> None:
-        run.feed(first)
-        run.wait_for_step(services, windows, first_last_step)
+    def restarted(stop_signal: Signals) -> Callable[[_Run], None]:
+        def script(run: _Run) -> None:
+            with _worker(run, "worker-1", stop_signal):
+                run.feed(first)
+                run.wait_for_step(services, windows, first_last_step)
+            with _worker(run, "worker-2"):
+                run.feed([*middle, *last])
+                run.wait_for_step(services, windows, last_step)
 
-    def second_half(run: _Run) -> None:
-        run.feed(second)
-        run.wait_for_step(services, windows, last_step)
+        return script
 
-    straight_run = _run(kafka_bootstrap, tmp_path / "straight", partition_of, [(everything, SIGTERM)])
-    straight = straight_run.snapshots()
+    def rebalanced(run: _Run) -> None:
+        # A second worker joins (services split between two engines), then leaves (back to one).
+        with _worker(run, "worker-1"):
+            run.feed(first)
+            run.wait_for_step(services, windows, first_last_step)
+            with _worker(run, "worker-2", ready=False):
+                assignments = await_group_members(run.deployment, 2)
+                sli_partials = run.deployment.topic("sli-partials")
+                assert all(any(tp.topic == sli_partials for tp in tps) for tps in assignments)
+                run.feed(middle)
+            run.feed(last)
+            run.wait_for_step(services, windows, last_step)
+
+    straight_run = _run(kafka_bootstrap, tmp_path / "straight", partition_of, straight)
+    expected = straight_run.snapshots()
+    assert all(len(values) == 1 for values in expected.values())
     # A service's first step depends on when its first partial met the watermark; from the end of
     # the first chunk on, every service is evaluated at every step in every run.
     start_ms = WORKLOAD.start_ns() // 1_000_000
     settled = _rfc3339(start_ms + _ms(CHUNK))
-    assert all(len(values) == 1 for values in straight.values())
-    for stop_signal in (SIGTERM, SIGKILL):
-        stops = [(first_half, stop_signal), (second_half, SIGTERM)]
-        restarted_run = _run(kafka_bootstrap, tmp_path / stop_signal.name, partition_of, stops)
-        restarted = restarted_run.snapshots()
-        assert {k for k in straight if k[2] >= settled} == {k for k in restarted if k[2] >= settled}
+    scripts = {"SIGTERM": restarted(SIGTERM), "SIGKILL": restarted(SIGKILL), "rebalance": rebalanced}
+    for name, script in scripts.items():
+        run = _run(kafka_bootstrap, tmp_path / name, partition_of, script)
+        snapshots = run.snapshots()
+        assert {k for k in expected if k[2] >= settled} == {k for k in snapshots if k[2] >= settled}, name
         differing = {
-            key: (straight[key][0], values)
-            for key, values in restarted.items()
-            if key in straight and any(value != straight[key][0] for value in values)
+            key: (expected[key][0], values)
+            for key, values in snapshots.items()
+            if key in expected and any(value != expected[key][0] for value in values)
         }
         example = next(iter(differing.items()), None)
-        assert not differing, f"{stop_signal.name}: {len(differing)} snapshots differ, e.g. {example}"
-        resent = sum(len(values) - 1 for values in restarted.values())
-        redelivered = restarted_run.redelivered()
-        print(f"{stop_signal.name}: {redelivered} input records redelivered, {resent} snapshots resent")
+        assert not differing, f"{name}: {len(differing)} snapshots differ, e.g. {example}"
+        resent = sum(len(values) - 1 for values in snapshots.values())
+        print(f"{name}: {run.redelivered()} input records redelivered, {resent} snapshots resent")
     # A service's partials arrive on the partition of its state's changelog (both murmur2), so with
     # several workers the one that restores a service's state is the one that gets its partials.
-    deployment = restarted_run.deployment
+    deployment = run.deployment
     partials_at = _partitions_by_key(deployment, deployment.topic("sli-partials"))
     assert partials_at.keys() == {service.encode() for service in services}
     assert partials_at == _partitions_by_key(deployment, deployment.topic("app-sli-state-changelog"))
     # What was compared: steps on both sides of the restart, and the error spike (running across the
     # restart) moving the numbers.
-    assert max(k[2] for k in straight) == last_step > first_last_step >= settled
+    assert max(k[2] for k in expected) == last_step > first_last_step >= settled
     spike = WORKLOAD.faults[0]
-    payment_5m = {k[2]: v[0]["error_rate"] for k, v in straight.items() if k[:2] == ("payment", "5m")}
+    payment_5m = {k[2]: v[0]["error_rate"] for k, v in expected.items() if k[:2] == ("payment", "5m")}
     before, during = (_rfc3339(start_ms + _ms(offset)) for offset in (spike.at, spike.at + spike.duration))
     assert payment_5m[before] < spike.rate / 3 < payment_5m[during]

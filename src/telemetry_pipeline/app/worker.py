@@ -14,8 +14,9 @@ import time
 from collections.abc import Iterable
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
@@ -117,7 +118,13 @@ def create_app(config: PipelineConfig) -> faust.App:
     users = UserDirectory()
     services: dict[str, dict] = {}
     metrics = WorkerMetrics(worker.metrics_port)
-    shell = _Shell(config, trace_context, sli_state, users, services, metrics)
+    shell = _Shell(app, config, trace_context, sli_state, users, services, metrics)
+
+    @sli_state.on_recover
+    async def adopt_sli_services() -> None:
+        """After every rebalance: the engine drops services that moved away, loads those that came."""
+        if shell.engine_ready():
+            shell.engine().adopt(shell.owns_service)
 
     for signal in Signal:
         _ingest_agent(app, shell, signal, app.topic(topics.input(signal), **raw))
@@ -192,7 +199,8 @@ def _input_record(signal: Signal, stream: StreamT, event: EventT) -> InputRecord
 class _Shell:
     """What the agents share: the core (built after table recovery), the SLI engine, outputs."""
 
-    def __init__(self, config, trace_context, sli_state, users, services, metrics) -> None:
+    def __init__(self, app, config, trace_context, sli_state, users, services, metrics) -> None:
+        self._app = app
         self.config = config
         self._trace_context = trace_context
         self._sli_state = sli_state
@@ -242,7 +250,16 @@ class _Shell:
     def engine(self) -> SliEngine:
         if self._engine is None:
             self._engine = SliEngine(self.config.sli, self.core().slos, self._sli_state)
+            self._engine.adopt(self.owns_service)
         return self._engine
+
+    def owns_service(self, service: str) -> bool:
+        """Whether the service's `sli-partials` partition (murmur2 of its name, as the producers and
+        the table's changelog place it) is assigned to this worker. The memory table keeps keys this
+        worker wrote after their partition moves away; they must not come back to life."""
+        partitions = self.config.worker.table_partitions
+        partition = (murmur2(service.encode()) & 0x7FFFFFFF) % partitions
+        return TP(self.config.topics.sli_partials, partition) in self._app.consumer.assignment()
 
     def engine_ready(self) -> bool:
         return self._engine is not None

@@ -2,11 +2,12 @@
 
 State lives in the shell's store (layout in `state`): per service its newest event time, last
 evaluated step, late-drop counter, the input offsets applied and tiered buckets. The engine works on
-the same state in memory and writes changed services back by assignment in `persist()`; `reload`
-rebuilds the memory from the store. Partials carry their input message's (source, offset) and are
-applied once each, so a shell may persist as rarely as it likes, acknowledge its input only after
-persisting, and on a restart feed the engine everything from the last acknowledged input again: a
-new engine over a recovered store emits exactly the snapshots the old one would have.
+the same state in memory and writes changed services back by assignment in `persist()`; `adopt`
+loads it from the store (at start, and for services a rebalance brings). Partials carry their input
+message's (source, offset) and are applied once each, so a shell may persist as rarely as it likes,
+acknowledge its input only after persisting, and on a restart feed the engine everything from the
+last acknowledged input again: a new engine over a recovered store emits exactly the snapshots the
+old one would have.
 
 The watermark is the newest event time of the slowest active input source (partition or file)
 minus the allowed lateness: one signal or partition caught up minutes behind the others after
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 
 from telemetry_pipeline.sli.config import SliConfig, duration_ms
@@ -71,21 +72,36 @@ class SliEngine:
         self._windows = _labelled(config.windows)
         self._burn_windows = _labelled(config.burn_rate_windows)
         self._stats = EngineStats()
-        self.reload()
-
-    def reload(self) -> None:
-        """Rebuild the in-memory state and watermark from the store, e.g. after table recovery."""
-        self._states = self._state_store.load()
+        self._states: dict[str, ServiceState] = {}
         self._dirty: set[str] = set()
         # Per source: newest event time applied, and the wall time it was last heard of (None: not
         # since this engine started; its idle time starts with the next partials).
         self._sources: dict[str, list] = {}
         self._watermark_ms: int | None = None
-        for state in self._states.values():
+        self.adopt()
+
+    def adopt(self, owned: Callable[[str], bool] | None = None) -> None:
+        """Align memory with the services this engine owns, e.g. after a rebalance moved some:
+        forget the ones not `owned` (unwritten: their new owner recovers them from the store and
+        reads again what came after), load the owned ones the store has and memory lacks. What
+        memory has beyond the store stays: its offsets are in it too."""
+        if owned is not None:
+            for service in [service for service in self._states if not owned(service)]:
+                del self._states[service]
+                self._dirty.discard(service)
+        for service, state in self._state_store.load().items():
+            if service in self._states or (owned is not None and not owned(service)):
+                continue
+            self._states[service] = state
             if state.watermark_ms is not None:
                 self._raise_watermark(state.watermark_ms)
+        # A source counts through the services that have data from it: one that fed only services
+        # gone elsewhere must not hold the watermark back.
+        heard = self._sources
+        self._sources = {}
+        for state in self._states.values():
             for source, (_offset, max_time_ms) in state.sources.items():
-                self._heard_of(source, max_time_ms, None)
+                self._heard_of(source, max_time_ms, heard.get(source, [0, None])[1])
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics; the watermark only once there is one."""
