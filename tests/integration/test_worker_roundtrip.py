@@ -52,16 +52,19 @@ def test_sdk_telemetry_reaches_clean_topics_and_garbage_the_dlq(kafka_bootstrap:
     clean_topics = [d.topic("otlp_spans.clean"), d.topic("otlp_logs.clean"), d.topic("otlp_metrics.clean")]
     # Garbage between good records, on the same partition (same key): what follows must still flow.
     garbage = (span_keys[0], b"\x00\xffnot otlp")
+    foreign_partials = (b"checkout", b'[["checkout", "soon", [], "otlp_spans[0]", 1]]')
     with running_worker(d):
         await_worker_ready(d)
         produce(kafka_bootstrap, d.topic("otlp_spans"), [(span_keys[0], spans[0]), garbage])
         produce(kafka_bootstrap, d.topic("otlp_spans"), [(span_keys[1], spans[1]), (span_keys[2], spans[2])])
         produce(kafka_bootstrap, d.topic("otlp_logs"), [(None, logs)])
         produce(kafka_bootstrap, d.topic("otlp_metrics"), [(None, metrics)])
+        # Not what the ingest side writes to the internal topic: to the DLQ too, not into the SLIs.
+        produce(kafka_bootstrap, d.topic("sli-partials"), [foreign_partials])
         out = consume_until(
             kafka_bootstrap,
             [*clean_topics, d.topic("telemetry.dlq")],
-            lambda msgs: len([m for m in msgs if m.key() != PROBE_KEY]) >= 6,
+            lambda msgs: len([m for m in msgs if m.key() != PROBE_KEY]) >= 7,
         )
     out = [m for m in out if m.key() != PROBE_KEY]
 
@@ -77,7 +80,9 @@ def test_sdk_telemetry_reaches_clean_topics_and_garbage_the_dlq(kafka_bootstrap:
     [clean_metrics] = by_topic[d.topic("otlp_metrics.clean")]
     assert _data_points(clean_metrics.value()) == _data_points(metrics) > 0
 
-    [dead] = by_topic[d.topic("telemetry.dlq")]
+    dead, foreign = sorted(by_topic[d.topic("telemetry.dlq")], key=lambda m: m.key() == foreign_partials[0])
+    assert (foreign.key(), foreign.value()) == foreign_partials
+    assert dict(foreign.headers())["error"] == b"sli: a partial with fields of the wrong type or shape"
     headers = dict(dead.headers())
     assert (dead.key(), dead.value()) == garbage
     assert headers["error"].startswith(b"decode: not a protobuf TracesData")

@@ -21,11 +21,18 @@ from faust.types import TP, EventT, StreamT
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.config import PipelineConfig
-from telemetry_pipeline.core import Core, CoreResult, InputRecord
+from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.enrichment.context_sources import CompactedTopicFollower
 from telemetry_pipeline.otlp import Signal
-from telemetry_pipeline.sli import SliEngine, SliPartial, decode_partials, duration_ms, encode_partials
+from telemetry_pipeline.sli import (
+    PartialsError,
+    SliEngine,
+    SliPartial,
+    decode_partials,
+    duration_ms,
+    encode_partials,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +144,18 @@ def create_app(config: PipelineConfig) -> faust.App:
         delivery = shell.delivery()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             now = _now_ms()
-            engine = shell.engine()
-            engine.add((p for event in events for p in decode_partials(event.value)), wall_ms=now)
-            shell.sli_unacked.extend((stream, event) for event in events)
+            partials, rejected = [], CoreResult()
+            for event in events:
+                try:
+                    partials.extend(decode_partials(event.value))
+                except PartialsError as exc:  # not ours: to the DLQ, never into the SLIs
+                    record = _input_record(None, stream, event)
+                    rejected.dlq.append(DlqRecord(f"sli: {exc}", record))
+                    rejected.finished.append(record)
+                    continue
+                shell.sli_unacked.append((stream, event))
+            shell.engine().add(partials, wall_ms=now)
+            await shell.emit(rejected, delivery)
             await shell.advance_sli(delivery, now)
             shell.last_partial_ms = now
 
@@ -184,7 +200,7 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
     app.agent(topic, name=f"ingest-{signal}")(ingest)
 
 
-def _input_record(signal: Signal, stream: StreamT, event: EventT) -> InputRecord:
+def _input_record(signal: Signal | None, stream: StreamT, event: EventT) -> InputRecord:
     message = event.message
     return InputRecord(
         signal,

@@ -19,6 +19,7 @@ from telemetry_pipeline.sli.engine import EngineStats, SliEngine
 from telemetry_pipeline.sli.partials import (
     AggregatorStats,
     PartialAggregator,
+    PartialsError,
     SliPartial,
     decode_partials,
     encode_partials,
@@ -32,6 +33,7 @@ __all__ = [
     "CompletenessWeights",
     "EngineStats",
     "PartialAggregator",
+    "PartialsError",
     "ResolvedSlo",
     "SliConfig",
     "SliEngine",

@@ -29,7 +29,7 @@ from telemetry_pipeline.otlp.attributes import SERVICE_NAME, UNKNOWN_SERVICE, se
 from telemetry_pipeline.sli.config import SliConfig, duration_ms
 from telemetry_pipeline.sli.sketch import MIN_LATENCY_MS, LatencyMapping, dense_from_counts, hll_of
 from telemetry_pipeline.sli.slo import SloResolver
-from telemetry_pipeline.sli.windows import new_bucket
+from telemetry_pipeline.sli.windows import BUCKET_FIELDS, new_bucket
 
 _SERVER, _CONSUMER = 2, 5  # Span.SpanKind
 _REQUEST_KINDS = frozenset({_SERVER, _CONSUMER})
@@ -75,13 +75,36 @@ class SliPartial:
         return cls(*obj)
 
 
+class PartialsError(ValueError):
+    """An `sli-partials` record that is not what `encode_partials` writes."""
+
+
 def encode_partials(partials: list[SliPartial]) -> bytes:
     """One `sli-partials` record value: the partials of one service from one batch of input."""
     return orjson.dumps([partial.to_json() for partial in partials])
 
 
 def decode_partials(data: bytes) -> list[SliPartial]:
-    return [SliPartial.from_json(obj) for obj in orjson.loads(data)]
+    """The partials of a record, checked for shape: a foreign record must not reach the engine."""
+    try:
+        partials = [SliPartial.from_json(obj) for obj in orjson.loads(data)]
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise PartialsError(f"not a list of partials: {type(exc).__name__}") from None
+    for partial in partials:
+        if not (
+            isinstance(partial.service, str)
+            and isinstance(partial.source, str)
+            and type(partial.offset) is int
+            and type(partial.max_time_ms) is int
+            and isinstance(partial.buckets, list)
+            and all(_is_bucket(bucket) for bucket in partial.buckets)
+        ):
+            raise PartialsError("a partial with fields of the wrong type or shape")
+    return partials
+
+
+def _is_bucket(bucket: object) -> bool:
+    return isinstance(bucket, list) and len(bucket) == BUCKET_FIELDS and type(bucket[0]) is int
 
 
 class _Requests:

@@ -15,8 +15,9 @@ from telemetry_pipeline.sli.config import SliConfig, duration_ms
 from telemetry_pipeline.sli.sketch import collapse_dense, hll_max, hll_merge, hll_packed, merge_dense
 
 # Bucket fields.
+BUCKET_FIELDS = 11
 (START, SPANS, POINTS, LOGS, LOGS_TRACED, RESOURCES, RESOURCE_ATTRS, SPAN_REQ, METRIC_REQ, NAMES, KEYS) = (
-    range(11)
+    range(BUCKET_FIELDS)
 )
 # Request record fields: [requests, errors, good (under the latency threshold), zeros, dense sketch].
 REQUESTS, ERRORS, GOOD, ZEROS, SKETCH = range(5)

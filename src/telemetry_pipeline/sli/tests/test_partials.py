@@ -3,6 +3,7 @@ import pytest
 from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.sli import (
     PartialAggregator,
+    PartialsError,
     SliConfig,
     SliPartial,
     SloConfig,
@@ -354,3 +355,19 @@ def test_catalog_override_moves_the_threshold_once_slos_are_re_read() -> None:
     agg.forget_slos()  # what the core does after each batch
     agg.add(Signal.TRACES, traces("cart", spans))
     assert only_bucket(agg.drain())[SPAN_REQ][GOOD] == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"not json",
+        b'{"service": "checkout"}',
+        b'[["checkout", 1]]',
+        b'[["checkout", "soon", [], "otlp_spans[0]", 1]]',
+        b'[["checkout", 1, [[0, 1]], "otlp_spans[0]", 1]]',
+        b'[["checkout", 1, [], "otlp_spans[0]", "1"]]',
+    ],
+)
+def test_a_record_that_is_not_partials_is_refused_with_a_reason(value: bytes) -> None:
+    with pytest.raises(PartialsError):
+        decode_partials(value)
