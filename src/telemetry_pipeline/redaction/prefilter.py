@@ -15,8 +15,10 @@ confirms (a superset; a false hit only costs time), so:
   ASCII digits, and any non-ASCII digit is a hit of its own;
 - a detector whose check needs more than its pattern is loosened to what the check implies (a
   confirmed phone number has at least eight digits).
-A key-name hit (a person key, a keyed rule, a word of a secret-key phrase) counts only when a key
-string covering it has a rule: values such as "GET /v1/session" are no reason to visit a span.
+A key-name hit (a person key, a keyed rule, a word of a secret-key phrase) counts only when it lies
+in a key string (KeyValue.key, found by parsing the record down to the hit: RecordKind.keys) that
+has a rule: values such as "GET /v1/session", or "session" itself, are no reason to visit a span.
+Each record with hits is walked once, for all of them.
 Maps and arrays nested beyond max_depth are masked whatever they hold: records with that many
 container headers are visited.
 """
@@ -27,6 +29,7 @@ import functools
 import re
 from bisect import bisect_right
 from collections.abc import Callable
+from typing import NamedTuple
 
 import hyperscan
 
@@ -137,21 +140,33 @@ CASELESS_DETECTORS = frozenset(
 # A map or array value (AnyValue field 5 or 6, its length, then its first element, field 1):
 # a record with max_depth of these can hold one nested deeper, which is masked whatever it holds.
 _CONTAINER = rb"[\x2a\x32][\x80-\xff]{0,4}[\x00-\x7f]\x0a"
-# A key (KeyValue field 1) with a length of two bytes or more, or with an overlong tag: headers
-# that the look back over single-byte lengths misses.
-_LONG_HEADERS = (rb"\x0a[\x80-\xff]", rb"\x8a\x80{0,8}\x00")
-_KEY_TAG = 0x0A
-_SHORT_LENGTH = 0x7F
 _KEY_PARTS = re.compile(r"[._\-\s]+")
 _KEY_SEPARATORS = rb"(?:[._\x2d]|" + _SPACE + rb")+"
 _MAX_CACHED_KEYS = 65_536
 _MAX_CACHED_KEY_BYTES = 256
 
-# Pattern ids: detector patterns first, then these, then key names.
+# Pattern ids: the container header first, then the detector patterns, then key names.
 _CONTAINER_ID = 0
-_LONG_HEADER_ID = 1
-_OVERLONG_HEADER_ID = 2
-_FIRST_VALUE_ID = 3  # FOLDED_LETTER, _OTHER_DIGIT, LOOSE_PATTERNS
+_FIRST_VALUE_ID = 1  # FOLDED_LETTER, _OTHER_DIGIT, LOOSE_PATTERNS
+
+# Where attribute keys can be in a message: its length-delimited fields (by number) that can hold
+# one, each mapped to the same for its content, or to None for a key string (KeyValue.key).
+Keys = dict[int, "Keys | None"]
+_KEY_VALUE: Keys = {1: None}
+_ANY_VALUE: Keys = {6: {1: _KEY_VALUE}}  # kvlist_value: KeyValueList.values
+_ANY_VALUE[5] = {1: _ANY_VALUE}  # array_value: ArrayValue.values
+_KEY_VALUE[2] = _ANY_VALUE
+
+
+class RecordKind(NamedTuple):
+    """Spans or log records: the field number of their attribute list, and where keys can be."""
+
+    attributes: int
+    keys: Keys
+
+
+SPAN = RecordKind(9, {9: _KEY_VALUE, 11: {3: _KEY_VALUE}, 13: {4: _KEY_VALUE}})  # events, links
+LOG_RECORD = RecordKind(6, {5: _ANY_VALUE, 6: _KEY_VALUE})  # body
 
 
 # Which parts of a record to visit: the rest (name, status, events, links; a log's body) or not,
@@ -191,109 +206,100 @@ class Prefilter:
         key_patterns += [
             (_KEY_SEPARATORS.join(_escape(word.encode()) for word in phrase), caseless) for phrase in phrases
         ]
-        # Fewest bytes a hit of each key pattern spans.
-        self._key_lengths = [len(key.encode()) for key in keys]
-        self._key_lengths += [sum(map(len, phrase)) + len(phrase) - 1 for phrase in phrases]
         self._database, self._first_key_id = _database(tuple(key_patterns))
         self._max_depth = config.max_depth
         self._has_key_rule = has_key_rule
         self._rule_keys: dict[bytes, bool] = {}  # key string -> has a rule
-        self._short_keys: dict[tuple[bytes, int], bool] = {}  # see _in_rule_key
 
-    def select(self, payload: bytes, attributes_field: int) -> RecordSelection | None:
+    def select(self, payload: bytes, kind: RecordKind) -> RecordSelection | None:
         """The records of a serialized TracesData or LogsData to visit, and which of their parts;
-        None if the bytes do not walk. `attributes_field`: the records' attribute list field."""
+        None if the bytes do not walk. `kind`: SPAN or LOG_RECORD."""
         if not self.usable:
             return None
         try:
-            return self._select(payload, attributes_field)
+            return self._select(payload, kind)
         except (ValueError, IndexError):  # not a well-formed TracesData or LogsData
             return None
 
-    def _select(self, payload: bytes, attributes_field: int) -> RecordSelection:
+    def _select(self, payload: bytes, kind: RecordKind) -> RecordSelection:
         scopes_per_resource, records_per_scope, starts, ends = walk(payload)
-        found: list[tuple[int, int]] = []
-        self._database.scan(payload, match_event_handler=_collect, context=found)
-        offsets: dict[int, list[int]] = {}  # record -> the last byte of each hit in it
-        key_hits: list[tuple[int, int, int]] = []  # (record, earliest start, end)
-        long_headers: list[int] = []
+        offsets: dict[int, list[tuple[int, bool]]] = {}  # record -> (last byte, is a key name) per hit
         containers: dict[int, int] = {}
         first_key_id = self._first_key_id
-        for pattern, end in found:
+
+        def collect(pattern: int, _start: int, end: int, _flags: int, _context: None) -> None:
             index = bisect_right(starts, end - 1) - 1
             if index < 0 or end > ends[index]:
-                continue  # outside records: resources and scopes are always visited
-            if pattern >= first_key_id:
-                key_hits.append((index, end - self._key_lengths[pattern - first_key_id], end))
-            elif pattern >= _FIRST_VALUE_ID:
-                offsets.setdefault(index, []).append(end - 1)
-            elif pattern == _CONTAINER_ID:
+                return  # outside records: resources and scopes are always visited
+            if pattern == _CONTAINER_ID:
                 containers[index] = containers.get(index, 0) + 1
+            elif index in offsets:
+                offsets[index].append((end - 1, pattern >= first_key_id))
             else:
-                long_headers.append(_header_start(payload, pattern, end))
+                offsets[index] = [(end - 1, pattern >= first_key_id)]
+
+        self._database.scan(payload, match_event_handler=collect)
         whole = {index for index, count in containers.items() if count >= self._max_depth}
-        if key_hits:
-            long_headers.sort()
-            for index, earliest, end in key_hits:
-                # In a visited record a key hit only adds its attribute: no need to check the key.
-                if index in offsets or self._in_rule_key(payload, starts[index], earliest, end, long_headers):
-                    offsets.setdefault(index, []).append(end - 1)
         hits: list[list[tuple[int, RecordParts | None]]] = [[] for _ in records_per_scope]
-        flagged = sorted({*offsets, *whole})
-        if flagged:
-            first_of_scope = [0]
-            for count in records_per_scope:
-                first_of_scope.append(first_of_scope[-1] + count)
-            for index in flagged:
-                scope = bisect_right(first_of_scope, index) - 1
-                parts = None if index in whole else _record_parts(
-                    payload, starts[index], ends[index], attributes_field, sorted(offsets[index])
-                )
-                hits[scope].append((index - first_of_scope[scope], parts))
+        first_of_scope = [0]
+        for count in records_per_scope:
+            first_of_scope.append(first_of_scope[-1] + count)
+        for index in sorted({*offsets, *whole}):
+            parts = None if index in whole else self._record_parts(
+                payload, starts[index], ends[index], kind, sorted(offsets[index])
+            )
+            if parts == (False, []):
+                continue  # only key names outside keys with a rule
+            scope = bisect_right(first_of_scope, index) - 1
+            hits[scope].append((index - first_of_scope[scope], parts))
         return RecordSelection(scopes_per_resource, records_per_scope, hits)
 
-    def _in_rule_key(
-        self, payload: bytes, record_start: int, earliest: int, end: int, long_headers: list[int]
-    ) -> bool:
-        """Whether a key string with a rule covers a hit ending at `end` and starting at `earliest`
-        or before. Key headers are a tag 0x0a and a length: single-byte lengths are looked for
-        within 129 bytes back, longer ones (and overlong tags) were found by the scan."""
-        lowest = max(record_start, end - 2 - _SHORT_LENGTH)
-        # The answer depends on these bytes only, which repeat with the attributes that hold them.
-        window = (payload[lowest:end], earliest - lowest)
-        if self._short_keys.get(window, False) or (
-            window not in self._short_keys and self._short_key_search(payload, lowest, earliest, end, window)
-        ):
-            return True
-        first = bisect_right(long_headers, record_start - 1)
-        last = bisect_right(long_headers, earliest - 1)
-        for header in long_headers[first:last]:
-            tag, position = _varint(payload, header)
-            if tag != _KEY_TAG or position >= earliest:
-                continue
-            length, content = _varint(payload, position)
-            if content <= earliest and content + length >= end and self._is_rule_key(
-                payload[content:content + length]
-            ):
-                return True
-        return False
+    def _record_parts(
+        self, data: bytes, position: int, end: int, kind: RecordKind, offsets: list[tuple[int, bool]]
+    ) -> RecordParts:
+        """The parts of the record in data[position:end] that need a visit for the (sorted) hits:
+        those holding a value hit, or a key name hit inside a key with a rule. Appends to `offsets`."""
+        rest = False
+        attributes: list[int] = []
+        attribute = 0
+        attribute_tag = kind.attributes << 3 | 2
+        offsets.append((end, False))  # past the last hit: ends the walk
+        hit = 0
+        offset, is_key = offsets[0]
+        while offset < end:
+            tag, content, position = _field(data, position)
+            if offset < position:
+                keys = kind.keys.get(tag >> 3) if tag & 7 == 2 else None
+                needed = False
+                while offset < position:
+                    # A key name counts only inside a key with a rule, not in "GET /v1/session".
+                    needed = needed or not is_key or (
+                        keys is not None and self._in_rule_key(data, content, offset, keys)
+                    )
+                    hit += 1
+                    offset, is_key = offsets[hit]
+                if needed and tag == attribute_tag:
+                    attributes.append(attribute)
+                elif needed:
+                    rest = True
+            attribute += tag == attribute_tag
+        if position > end:
+            raise ValueError("field past the record")
+        return rest, attributes
 
-    def _short_key_search(self, payload: bytes, lowest: int, earliest: int, end: int, window) -> bool:
-        found = False
-        position = earliest - 2
-        while not found:
-            position = payload.rfind(b"\n", lowest, position + 1)
-            if position < 0:
-                break
-            length = payload[position + 1]
-            found = length <= _SHORT_LENGTH and position + 2 + length >= end and self._is_rule_key(
-                payload[position + 2:position + 2 + length]
-            )
-            position -= 1
-        if len(self._short_keys) >= _MAX_CACHED_KEYS:
-            self._short_keys.clear()
-        self._short_keys[window] = found
-        return found
+    def _in_rule_key(self, data: bytes, position: int, offset: int, keys: Keys) -> bool:
+        """Whether byte `offset` of the message starting at `position` (where keys can be in it:
+        `keys`) lies in a key string with a rule."""
+        while position <= offset:
+            tag, content, position = _field(data, position)
+            if tag & 7 == 2 and content <= offset < position:
+                if tag >> 3 not in keys:
+                    return False  # a string value, bytes or an unknown field: no key
+                inner = keys[tag >> 3]
+                if inner is None:
+                    return self._is_rule_key(data[content:position])
+                keys, position = inner, content
+        return False
 
     def _is_rule_key(self, raw: bytes) -> bool:
         known = self._rule_keys.get(raw)
@@ -302,8 +308,7 @@ class Prefilter:
                 known = self._has_key_rule(raw.decode())
             except UnicodeDecodeError:
                 known = False  # no key: upb has checked every string is UTF-8
-            # Long "keys" are mostly whole nested messages that happen to start with tag 0x0a;
-            # caching them held hundreds of MB (the count bound alone does not bound bytes).
+            # Long keys are rare: not cached, which bounds the cache in bytes, not only in count.
             if len(raw) > _MAX_CACHED_KEY_BYTES:
                 return known
             if len(self._rule_keys) >= _MAX_CACHED_KEYS:
@@ -312,25 +317,11 @@ class Prefilter:
         return known
 
 
-def _collect(pattern: int, _start: int, end: int, _flags: int, found: list[tuple[int, int]]) -> None:
-    found.append((pattern, end))
-
-
-def _header_start(payload: bytes, pattern: int, end: int) -> int:
-    if pattern == _LONG_HEADER_ID:
-        return end - 2
-    start = end - 2  # an overlong tag: 0x8a, any 0x80s, 0x00
-    while payload[start] == 0x80:
-        start -= 1
-    return start
-
-
 @functools.cache
 def _database(key_patterns: tuple[tuple[bytes, int], ...]) -> tuple[hyperscan.Database, int]:
     """One compiled database per set of key names (compiling takes a while; configs are few)."""
     caseless = hyperscan.HS_FLAG_CASELESS
-    patterns = [(_CONTAINER, 0), *((header, 0) for header in _LONG_HEADERS)]
-    patterns += [(FOLDED_LETTER, 0), (_OTHER_DIGIT, 0)]
+    patterns = [(_CONTAINER, 0), (FOLDED_LETTER, 0), (_OTHER_DIGIT, 0)]
     patterns += [(pattern, caseless if detector in CASELESS_DETECTORS else 0)
                  for detector, pattern in LOOSE_PATTERNS.items()]
     first_key_id = len(patterns)
@@ -341,50 +332,6 @@ def _database(key_patterns: tuple[tuple[bytes, int], ...]) -> tuple[hyperscan.Da
         ids=list(range(len(patterns))), elements=len(patterns),
     )
     return database, first_key_id
-
-
-def _record_parts(
-    data: bytes, position: int, end: int, attributes_field: int, offsets: list[int]
-) -> RecordParts:
-    """The parts of the record in data[position:end] that hold the (sorted) hit offsets."""
-    rest = False
-    attributes: list[int] = []
-    attribute = 0
-    hit = 0
-    while hit < len(offsets):
-        if position >= end:
-            raise ValueError("hit outside the record")
-        tag = data[position]  # one-byte tags and lengths inline: this runs per field of a record
-        if tag < 0x80:
-            position += 1
-        else:
-            tag, position = _varint(data, position)
-        wire_type = tag & 7
-        if wire_type == 2:
-            length = data[position]
-            if length < 0x80:
-                position += 1 + length
-            else:
-                length, position = _varint(data, position)
-                position += length
-        elif wire_type == 0:
-            position = _varint(data, position)[1]
-        elif wire_type == 1:
-            position += 8
-        elif wire_type == 5:
-            position += 4
-        else:
-            raise ValueError("group or invalid wire type")
-        is_attribute = tag == (attributes_field << 3 | 2)
-        if offsets[hit] < position:
-            if is_attribute:
-                attributes.append(attribute)
-            else:
-                rest = True
-            while hit < len(offsets) and offsets[hit] < position:
-                hit += 1
-        attribute += is_attribute
-    return rest, attributes
 
 
 def _phrase_words(phrase: str) -> list[str]:
@@ -415,27 +362,38 @@ def _length_delimited(data: bytes, position: int, end: int, number: int) -> list
     """Byte ranges of the length-delimited fields `number` in data[position:end], skipping the rest."""
     ranges = []
     while position < end:
-        tag, position = _varint(data, position)
-        wire_type = tag & 7
-        if wire_type == 2:
-            length, position = _varint(data, position)
-            following = position + length
-            if following > end:
-                raise ValueError("truncated field")
-            if tag >> 3 == number:
-                ranges.append((position, following))
-            position = following
-        elif wire_type == 0:
-            _, position = _varint(data, position)
-        elif wire_type == 1:
-            position += 8
-        elif wire_type == 5:
-            position += 4
-        else:
-            raise ValueError("group or invalid wire type")
+        tag, content, position = _field(data, position)
+        if position > end:
+            raise ValueError("truncated field")
+        if tag == number << 3 | 2:
+            ranges.append((content, position))
     if position != end:
         raise ValueError("truncated message")
     return ranges
+
+
+def _field(data: bytes, position: int) -> tuple[int, int, int]:
+    """The field at `position`: its tag, where its content starts and the position after it."""
+    tag = data[position]  # one-byte tags and lengths inline: this runs per field walked
+    if tag < 0x80:
+        position += 1
+    else:
+        tag, position = _varint(data, position)
+    wire_type = tag & 7
+    if wire_type == 2:
+        length = data[position]
+        if length < 0x80:
+            position += 1
+        else:
+            length, position = _varint(data, position)
+        return tag, position, position + length
+    if wire_type == 0:
+        return tag, position, _varint(data, position)[1]
+    if wire_type == 1:
+        return tag, position, position + 8
+    if wire_type == 5:
+        return tag, position, position + 4
+    raise ValueError("group or invalid wire type")
 
 
 def _varint(data: bytes, position: int) -> tuple[int, int]:

@@ -26,7 +26,14 @@ from telemetry_pipeline.otlp import Message
 from telemetry_pipeline.otlp.attributes import service_name
 from telemetry_pipeline.redaction.config import Action, RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector, find
-from telemetry_pipeline.redaction.prefilter import Prefilter, RecordParts, RecordSelection
+from telemetry_pipeline.redaction.prefilter import (
+    LOG_RECORD,
+    SPAN,
+    Prefilter,
+    RecordKind,
+    RecordParts,
+    RecordSelection,
+)
 
 # Rule names counted besides the detectors' own names.
 SECRET_KEY = "secret_key"
@@ -50,8 +57,6 @@ _CONTAINERS = ("kvlist_value", "array_value")
 _MIN_SCANNED_LENGTH = 3
 # Longer strings (log lines, stack traces) rarely repeat: not cached, which bounds the cache's memory.
 _MAX_CACHED_LENGTH = 512
-_SPAN_ATTRIBUTES = Span.DESCRIPTOR.fields_by_name["attributes"].number
-_LOG_ATTRIBUTES = LogRecord.DESCRIPTOR.fields_by_name["attributes"].number
 
 
 class RedactionError(Exception):
@@ -119,13 +124,11 @@ class Redactor:
         counts = RedactionCounts()
         try:
             if isinstance(message, TracesData):
-                selection = self._selection(
-                    payload, message.resource_spans, "scope_spans", "spans", _SPAN_ATTRIBUTES
-                )
+                selection = self._selection(payload, message.resource_spans, "scope_spans", "spans", SPAN)
                 self._records(message.resource_spans, "scope_spans", "spans", self._span, counts, selection)
             elif isinstance(message, LogsData):
                 selection = self._selection(
-                    payload, message.resource_logs, "scope_logs", "log_records", _LOG_ATTRIBUTES
+                    payload, message.resource_logs, "scope_logs", "log_records", LOG_RECORD
                 )
                 self._records(
                     message.resource_logs, "scope_logs", "log_records", self._log_record, counts, selection
@@ -178,13 +181,13 @@ class Redactor:
     # -- signals ------------------------------------------------------------------------------
 
     def _selection(
-        self, payload: bytes | None, groups, scopes: str, records: str, attributes_field: int
+        self, payload: bytes | None, groups, scopes: str, records: str, kind: RecordKind
     ) -> RecordSelection | None:
         """The prefilter's selection when `payload` walks to the message's structure: as many
         resource groups, scope groups in each and records in each (fields `scopes` and `records`)."""
         if payload is None:
             return None
-        selection = self._prefilter.select(payload, attributes_field)
+        selection = self._prefilter.select(payload, kind)
         if selection is None:
             return None
         structure = [[len(getattr(scope, records)) for scope in getattr(group, scopes)] for group in groups]

@@ -7,6 +7,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from telemetry_pipeline.enrichment import Enricher, EnrichmentConfig, UserDirectory
+from telemetry_pipeline.enrichment import enricher as enricher_module
 from telemetry_pipeline.enrichment.tests.builders import (
     KEY,
     S,
@@ -18,6 +19,7 @@ from telemetry_pipeline.enrichment.tests.builders import (
     traces,
 )
 from telemetry_pipeline.otlp import Message, Signal
+from telemetry_pipeline.otlp.attributes import set_strs
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
 
 ALICE = "alice@example.com"
@@ -313,3 +315,24 @@ def test_set_due_makes_the_next_enrich_final() -> None:
 def test_config_rejects_unknown_fields() -> None:
     with pytest.raises(ValueError, match="grace_period"):
         EnrichmentConfig(grace_period=5)
+
+
+@pytest.mark.parametrize("record_type", [Span, LogRecord])
+def test_encoded_attributes_are_what_protobuf_appends(record_type: type[Span] | type[LogRecord],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(enricher_module, "_MAX_ENCODED_PAIRS", 2)  # the cache starts over midway
+    encode = enricher_module._AttributeEncoder(record_type)
+    for attributes in ({"a": "1", "b": ""}, {"route": "/é/" + "x" * 200, "a": "1"}, {}):
+        expected, record = record_type(), record_type()
+        for built in (expected, record):
+            set_strs(built.attributes, {"existing": "kept"})
+        set_strs(expected.attributes, attributes)
+        record.MergeFromString(encode(attributes))
+        assert record.SerializeToString() == expected.SerializeToString()
+
+
+def test_key_search_is_literal() -> None:
+    search = enricher_module._literal_search(["enduser.plan", "trace.root.route"])
+    assert search(b"..enduser.plan..")
+    assert search(b"\x00trace.root.route")
+    assert not search(b"enduser-plan trace.root_route")

@@ -29,7 +29,14 @@ from telemetry_pipeline.redaction import (
     Redactor,
 )
 from telemetry_pipeline.redaction.detectors import find
-from telemetry_pipeline.redaction.prefilter import DIGIT_BLOCKS, FOLDED_LETTERS, Prefilter, walk
+from telemetry_pipeline.redaction.prefilter import (
+    DIGIT_BLOCKS,
+    FOLDED_LETTERS,
+    LOG_RECORD,
+    SPAN,
+    Prefilter,
+    walk,
+)
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
 
 CORPUS = Path(__file__).parent / "data" / "pii-peer-corpus.jsonl"
@@ -77,8 +84,8 @@ def _both_ways(message: Message, config: RedactionConfig | None = None) -> tuple
 def _visited(message: Message, config: RedactionConfig | None = None) -> list[list[int]]:
     config = config or RedactionConfig()
     payload = encode(message, Encoding.PROTO)
-    field = 9 if isinstance(message, TracesData) else 6
-    selection = Prefilter(config, _redactor(config)._has_key_rule).select(payload, field)
+    kind = SPAN if isinstance(message, TracesData) else LOG_RECORD
+    selection = Prefilter(config, _redactor(config)._has_key_rule).select(payload, kind)
     assert selection is not None
     return [[index for index, _parts in scope] for scope in selection.hits]
 
@@ -156,7 +163,7 @@ def test_pii_in_span_k_of_many_is_visited_and_redacted() -> None:
 
 
 def test_keys_with_rules_are_visited_wherever_they_are_and_words_in_values_are_not() -> None:
-    spans = [_clean_span(number) for number in range(8)]
+    spans = [_clean_span(number) for number in range(10)]
     spans[1].attributes.append(_kv("enduser.id", "user-7"))  # person key: hashed
     spans[2].attributes.append(_kv("X-Api-Key", "not-even-secret-looking"))  # secret key by name
     spans[3].attributes.append(_kv("app.payload", AnyValue(kvlist_value=KeyValueList(
@@ -165,12 +172,39 @@ def test_keys_with_rules_are_visited_wherever_they_are_and_words_in_values_are_n
     spans[5].events.add(name="login").attributes.append(_kv("user.email", "someone"))
     spans[6].attributes.append(_kv("app.session", "\n" * 3))  # a newline in a value: header-like bytes
     spans[6].attributes.append(_kv("\n\nsession", "x"))  # newlines inside a key with a rule
+    spans[7].attributes.append(KeyValue(key="Session"))  # no value: dropped if secret keys are
+    spans[7].attributes.append(_kv("app.shard", "8"))
+    # Values that are keys with a rule, as strings and as a map key's value.
+    spans[8].attributes.append(_kv("db.collection.name", "session"))
+    spans[8].attributes.append(_kv("code.function.name", "verify_password"))
+    nested = AnyValue(kvlist_value=KeyValueList(values=[_kv("app.k", "token")]))
+    spans[8].attributes.append(_kv("app.map", nested))
     message = _traces(spans)
-    assert _visited(message) == [[1, 2, 3, 4, 5, 6]]  # span 0 and 7 only hold words in values
+    assert _visited(message) == [[1, 2, 3, 4, 5, 6, 7]]  # span 0, 8 and 9 only hold words in values
     _both_ways(message)
+    _both_ways(message, RedactionConfig(secret_key_action=Action.DROP))
     rules = RedactionConfig(key_rules={"app.shard": Action.MASK})
-    assert _visited(message, rules) == [[0, 1, 2, 3, 4, 5, 6, 7]]
+    assert _visited(message, rules) == [list(range(10))]
     _both_ways(message, rules)
+
+
+def test_where_keys_can_be_follows_the_otlp_field_numbers() -> None:
+    def number(message: type, name: str) -> int:
+        return int(message.DESCRIPTOR.fields_by_name[name].number)
+
+    key_value = SPAN.keys[number(Span, "attributes")]
+    any_value = key_value[number(KeyValue, "value")]
+    assert key_value[number(KeyValue, "key")] is None
+    assert any_value[number(AnyValue, "kvlist_value")] == {number(KeyValueList, "values"): key_value}
+    assert any_value[number(AnyValue, "array_value")] == {number(ArrayValue, "values"): any_value}
+    assert SPAN.keys == {
+        SPAN.attributes: key_value,
+        number(Span, "events"): {number(Span.Event, "attributes"): key_value},
+        number(Span, "links"): {number(Span.Link, "attributes"): key_value},
+    }
+    assert SPAN.attributes == number(Span, "attributes")
+    assert LOG_RECORD.attributes == number(LogRecord, "attributes")
+    assert LOG_RECORD.keys == {LOG_RECORD.attributes: key_value, number(LogRecord, "body"): any_value}
 
 
 def test_span_names_status_and_events_are_scanned() -> None:
