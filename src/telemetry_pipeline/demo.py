@@ -102,12 +102,7 @@ def run_demo(config: PipelineConfig, config_path: Path | None, *, duration_s: fl
         load.start()
         _watch(console, bootstrap, config, load, worker, sent, deadline=time.monotonic() + duration_s + 30)
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_worker(worker)
         topics.delete_topics(bootstrap, [n for n in _topic_names(bootstrap) if n.startswith(prefix)])
         if local.started:
             broker.stop(local.data_dir)
@@ -242,3 +237,14 @@ def _render(latest: dict[str, dict], seen: Counter[str], sent: Counter[str]) -> 
 def _fmt(value: float | None, pattern: str = "{:.1f}") -> str:
     """A number for the table; windows without requests have null ratios and latencies."""
     return "-" if value is None else pattern.format(value)
+
+
+def stop_worker(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM (Faust stops its agents and commits), SIGKILL if it is still running after `timeout_s`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from telemetry_pipeline.demo import stop_worker
 from telemetry_pipeline.generate import OutputTopics
 from telemetry_pipeline.kafka.topics import apply, load_specs
 
@@ -117,16 +117,6 @@ def running_worker(deployment: Deployment, name: str = "worker") -> Iterator[sub
         stop_worker(process)
         if os.environ.get("TP_TEST_SHOW_WORKER_LOG"):
             print(log_path.read_text(errors="replace")[-5000:])
-
-
-def stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def produce(
