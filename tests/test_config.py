@@ -22,6 +22,9 @@ context:
 
 
 def _write(tmp_path: Path, text: str) -> Path:
+    """The config file, beside the (empty) context files the contract example names."""
+    for name in ("users.jsonl", "catalog.jsonl"):
+        (tmp_path / name).touch()
     path = tmp_path / "config.yaml"
     path.write_text(text)
     return path
@@ -97,6 +100,36 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml", environ={})
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(_write(tmp_path, "- a\n- b\n"), environ={})
+
+
+def test_missing_context_files_fail_at_validation_naming_the_field(tmp_path: Path) -> None:
+    (tmp_path / "folder.jsonl").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text("context: {user_context_file: nope.jsonl, service_catalog_file: folder.jsonl}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(config, environ={})
+    message = str(info.value)
+    assert str(config) in message and "\n" not in message
+    assert f"context.user_context_file: {tmp_path / 'nope.jsonl'} does not exist" in message
+    assert "context.service_catalog_file" in message and "is a folder" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'kafka:\n  sasl_password: "hunter2-secret\n  x: 1\n',  # unterminated quote
+        "kafka:\n  sasl_password: hunter2-secret: x\n",  # a colon inside a plain value
+        "kafka: {sasl_password: *hunter2-secret}\n",  # an alias that was never defined
+    ],
+)
+def test_invalid_yaml_names_file_line_and_column_never_the_content(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    message = str(info.value)
+    assert message.startswith(f"config file {path}: invalid YAML at line ")
+    assert ", column " in message
+    assert "hunter2" not in message and "\n" not in message
 
 
 def test_the_annotated_example_is_valid() -> None:

@@ -5,10 +5,28 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from telemetry_pipeline import __version__
 from telemetry_pipeline.config import ConfigError, PipelineConfig, load_config
+from telemetry_pipeline.otlp.files import InputFileError, open_input
+
+
+class CommandError(Exception):
+    """A mistake on the command line that the user can fix, said in one line."""
+
+
+# What the user can fix: one line on stderr and exit 2, never a traceback.
+USER_ERRORS = (CommandError, ConfigError, InputFileError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (argparse prints the whole usage first), pointing to --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,16 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args) or 0)
-    except ConfigError as exc:
+    except USER_ERRORS as exc:
         print(f"telemetry-pipeline: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("telemetry-pipeline: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
     from telemetry_pipeline.generate.commands import register as register_generate
     from telemetry_pipeline.kafka.commands import register as register_kafka
 
-    parser = argparse.ArgumentParser(prog="telemetry-pipeline", description=__doc__)
+    parser = _Parser(prog="telemetry-pipeline", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -74,10 +95,25 @@ def _worker(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from telemetry_pipeline.replay import run_replay
 
+    # Checked before the config and the first pass, so a wrong path fails at once.
+    for path in args.inputs:
+        open_input(path).close()
+    _writable_folder(args.out)
     summary = run_replay(_load(args), args.inputs, args.out)
     written = ", ".join(f"{name}: {count}" for name, count in sorted(summary.written.items()))
     print(f"{summary.lines} lines in; {written}; sli snapshots: {summary.snapshots}; dlq: {summary.rejected}")
     return 0
+
+
+def _writable_folder(path: Path) -> None:
+    """Create `path` if needed and prove a file can be written in it."""
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"--out {path} is an existing file; give a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        raise CommandError(f"--out {path}: cannot write there ({exc.strerror})") from None
 
 
 def _check_config(args: argparse.Namespace) -> int:

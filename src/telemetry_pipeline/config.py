@@ -10,6 +10,7 @@ its dotted name.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -142,17 +143,49 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     if path is not None:
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: {_describe_yaml_error(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded or {}
         _resolve_relative_paths(raw, Path(path).parent)
     overridden = _apply_env(raw, os.environ if environ is None else environ)
+    where = f" in {path}" if path is not None else ""
     try:
-        return PipelineConfig.model_validate(raw)
+        config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, overridden)) from None
+        raise ConfigError(f"invalid configuration{where}: {_describe(exc, overridden)}") from None
+    missing = _missing_files(config, overridden)
+    if missing:
+        raise ConfigError(f"invalid configuration{where}: " + "; ".join(missing))
+    return config
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """Where the YAML is wrong and what is expected there, never the text itself: it may hold a secret."""
+    mark = getattr(exc, "problem_mark", None)
+    # The parser's problem names token kinds ("mapping values are not allowed here"); a quoted part
+    # can quote the file (an alias, a tag), so only quotes of one character (a tab, a colon) are kept.
+    problem = re.sub(r"'[^']{3,}'|\"[^\"]{3,}\"", "'...'", getattr(exc, "problem", None) or "invalid YAML")
+    if mark is None:
+        return f"invalid YAML: {problem}"
+    return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def _missing_files(config: PipelineConfig, overridden: Mapping[str, str]) -> list[str]:
+    """Context files checked at start-up, so that check-config finds them, not replay half way through."""
+    problems = []
+    for name in ("user_context_file", "service_catalog_file"):
+        path = getattr(config.context, name)
+        if path is not None and not Path(path).is_file():
+            field = f"context.{name}"
+            problem = "is a folder, not a file" if Path(path).is_dir() else "does not exist"
+            problems.append(f"{field}{_origin(field, overridden)}: {path} {problem}")
+    return problems
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
@@ -190,10 +223,15 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str
 
 
 def _describe(exc: ValidationError, overridden: Mapping[str, str]) -> str:
-    lines = []
+    """One line: each failing field, where it came from and what is wrong with it."""
+    problems = []
     for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        origin = next((f" (from {var})" for path, var in overridden.items() if field.startswith(path)), "")
+        field = ".".join(str(part) for part in error["loc"])
         # error["msg"] describes the constraint; the input itself is left out since it may be secret.
-        lines.append(f"{field}{origin}: {error['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{field}{_origin(field, overridden)}: {message}" if field else message)
+    return "; ".join(problems)
+
+
+def _origin(field: str, overridden: Mapping[str, str]) -> str:
+    return next((f" (from {var})" for path, var in overridden.items() if field.startswith(path)), "")

@@ -8,7 +8,6 @@ runs over the same input and config give byte-identical files.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory, load_context_file
 from telemetry_pipeline.otlp import Signal
+from telemetry_pipeline.otlp.files import InputFile, open_input
 from telemetry_pipeline.sli import SliEngine
 
 OUTPUT_FILES = {Signal.TRACES: "traces.jsonl", Signal.METRICS: "metrics.jsonl", Signal.LOGS: "logs.jsonl"}
@@ -83,8 +83,8 @@ def _batches(inputs: list[Path]) -> Iterator[list[InputRecord]]:
         yield batch
 
 
-def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+def _open(path: Path) -> InputFile:
+    return open_input(path)
 
 
 def _write(result: CoreResult, files: dict[str, IO[bytes]], summary: ReplaySummary) -> None:

@@ -9,12 +9,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from telemetry_pipeline.kafka import broker, topics
 
 BOOTSTRAP_ENV = "TP_KAFKA__BOOTSTRAP_SERVERS"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PORT = 9092
+# How long a command waits for a broker to answer before it says there is none.
+REACH_TIMEOUT_S = 10.0
+
+
+class KafkaUnavailable(RuntimeError):
+    """No broker answered, or it refused the data: said in one line, naming the address."""
+
+
+def require_reachable(bootstrap: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """Fail within `timeout_s` when no broker answers at `bootstrap`: a producer would retry for
+    minutes, with librdkafka logging every refused connection, before it gave up."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(
+            f"no Kafka broker answered at {bootstrap} within {timeout_s:.0f} s ({exc.args[0].str()})"
+        ) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
