@@ -24,6 +24,7 @@ from telemetry_pipeline.redaction.config import RedactionConfig
 from telemetry_pipeline.sli.config import SliConfig, SloConfig, SloDefaults
 
 ENV_PREFIX = "TP_"
+HEADERS_ROOM_BYTES = 65_536
 
 
 class _Section(BaseModel):
@@ -41,6 +42,11 @@ class KafkaConfig(_Section):
     producer_linger_ms: int = Field(20, ge=0)
     producer_batch_bytes: int = Field(1_048_576, gt=0)
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    # The largest record (key + value) the worker writes; librdkafka's default, under the broker's.
+    # A clean record that would be larger goes to the DLQ, and a DLQ record larger than this is
+    # written without its payload (the headers name the input's offset), so one huge message can
+    # neither stall a partition nor fail a batch.
+    max_message_bytes: int = Field(1_000_000, ge=1024)
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka settings shared by every confluent-kafka client we create."""
@@ -60,6 +66,8 @@ class KafkaConfig(_Section):
             "linger.ms": self.producer_linger_ms,
             "batch.size": self.producer_batch_bytes,
             "compression.type": self.producer_compression,
+            # Room above max_message_bytes for the key and the DLQ's headers.
+            "message.max.bytes": self.max_message_bytes + HEADERS_ROOM_BYTES,
             "enable.idempotence": True,
             # Kafka's Java-compatible hash, the one Faust's tables use: a service's partials land
             # on the partition of its sli-state changelog, a trace's records on its context's.
@@ -109,9 +117,21 @@ class WorkerConfig(_Section):
     # Partitions of Faust's own tables; must equal the input topics' partitions (co-partitioning).
     table_partitions: int = Field(4, gt=0)
     metrics_port: int | None = Field(9464, description="Prometheus /metrics port; null to disable")
+    # Per-service counters (tp_redactions{service}) keep this many services by name; records of
+    # any further service, or of a name longer than 128 characters, count under "other".
+    metrics_max_services: int = Field(200, gt=0)
     delivery_timeout_s: float = Field(30.0, gt=0)
     # How long the ingest agents wait at start for the context topics to be read to their end.
     context_wait_s: float = Field(30.0, ge=0)
+
+
+class DlqConfig(_Section):
+    """The DLQ holds raw input, so it needs the same ACLs as the input topics (docs/DESIGN.md)."""
+
+    # Records that decoded but were rejected later (enrichment, redaction, encoding, too large) go
+    # to the DLQ redacted, re-encoded as they came; when redaction itself failed, without payload.
+    # Undecodable input cannot be redacted and always goes as it came.
+    redact_decodable: bool = False
 
 
 class PipelineConfig(_Section):
@@ -120,6 +140,7 @@ class PipelineConfig(_Section):
     kafka: KafkaConfig = KafkaConfig()
     topics: TopicNames = TopicNames()
     worker: WorkerConfig = WorkerConfig()
+    dlq: DlqConfig = DlqConfig()
     redaction: RedactionConfig = RedactionConfig()
     enrichment: EnrichmentConfig = EnrichmentConfig()
     context: ContextConfig = ContextConfig()

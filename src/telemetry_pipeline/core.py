@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from telemetry_pipeline.config import PipelineConfig
@@ -24,7 +24,7 @@ from telemetry_pipeline.otlp import (
     encode,
     sniff_encoding,
 )
-from telemetry_pipeline.redaction import Action, RedactionCounts, RedactionError, Redactor
+from telemetry_pipeline.redaction import Action, RedactionError, Redactor
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
 from telemetry_pipeline.sli import PartialAggregator, SliPartial, SloResolver
 
@@ -55,6 +55,9 @@ class CleanRecord:
 
 @dataclass(slots=True)
 class DlqRecord:
+    """`origin.value` is what the DLQ receives: the input bytes, their redacted form
+    (`dlq.redact_decodable`), or nothing when too large; `origin.ref` is the input's handle."""
+
     reason: str
     origin: InputRecord
 
@@ -76,12 +79,40 @@ class _Decoded:
     message: Message
 
 
+OTHER_SERVICE = "other"
+MAX_SERVICE_NAME_LENGTH = 128
+
+
+class ServiceCounts(Counter[tuple[str, str]]):
+    """(service, name) -> count for at most `max_services` services, the first seen; the others,
+    and names longer than MAX_SERVICE_NAME_LENGTH, count under OTHER_SERVICE. Records choose their
+    own `service.name`: unbounded, this map and the metric labels made from it would grow with
+    every name a client invents (DESIGN, bounded memory)."""
+
+    def __init__(self, max_services: int = 200) -> None:
+        super().__init__()
+        self.max_services = max_services
+        self._services: set[str] = set()
+
+    def add(self, counts: Mapping[tuple[str, str], int]) -> None:
+        for (service, name), count in counts.items():
+            self[self._label(service), name] += count
+
+    def _label(self, service: str) -> str:
+        if service in self._services:
+            return service
+        if len(self._services) < self.max_services and len(service) <= MAX_SERVICE_NAME_LENGTH:
+            self._services.add(service)
+            return service
+        return OTHER_SERVICE
+
+
 @dataclass
 class CoreStats:
     records_in: Counter[str] = field(default_factory=Counter)  # per signal
     items_out: Counter[str] = field(default_factory=Counter)  # spans, log records, data points
     dlq: Counter[str] = field(default_factory=Counter)  # per stage that rejected
-    redactions: RedactionCounts = field(default_factory=RedactionCounts)
+    redactions: ServiceCounts = field(default_factory=ServiceCounts)
 
 
 class Core:
@@ -113,7 +144,9 @@ class Core:
         self._wall_clock = wall_clock
         self.aggregator = PartialAggregator(config.sli, self.slos)
         self.held = HoldBuffer(config.enrichment)
-        self.stats = CoreStats()
+        self.stats = CoreStats(redactions=ServiceCounts(config.worker.metrics_max_services))
+        self._max_message_bytes = config.kafka.max_message_bytes
+        self._redact_dlq = config.dlq.redact_decodable
 
     def learn(self, records: Iterable[InputRecord], now_ms: int) -> None:
         """Harvest trace context only (replay's first pass over its whole input)."""
@@ -170,7 +203,8 @@ class Core:
             partials = self.aggregator.drain()
         except Exception as exc:
             self.aggregator.drain()  # nothing of a rejected record is counted
-            self._reject(item.record, f"aggregate: internal error {type(exc).__name__}", "aggregate", result)
+            reason = f"aggregate: internal error {type(exc).__name__}"
+            self._reject(item.record, reason, "aggregate", result, item)
             return False
         for partial in partials:
             partial.source, partial.offset = item.record.source, item.record.position
@@ -185,20 +219,51 @@ class Core:
                 return
             stage = "redact"
             payload = item.record.value if item.encoding is Encoding.PROTO and self._prefilter_input else None
-            self.stats.redactions.update(self.redactor.redact(item.message, payload))
+            self.stats.redactions.add(self.redactor.redact(item.message, payload))
             stage = "encode"
             value = encode(item.message, item.encoding)
         except RedactionError as exc:
             # Fail closed: a record that could not be redacted never reaches .clean.
-            self._reject(item.record, f"redact: {exc}", "redact", result)
+            self._reject(item.record, f"redact: {exc}", "redact", result, item)
             return
         except Exception as exc:
-            self._reject(item.record, f"{stage}: internal error {type(exc).__name__}", stage, result)
+            self._reject(item.record, f"{stage}: internal error {type(exc).__name__}", stage, result, item)
+            return
+        size = len(value) + len(item.record.key or b"")
+        if size > self._max_message_bytes:
+            reason = f"encode: output of {size} bytes over kafka.max_message_bytes"
+            self._reject(item.record, reason, "encode", result, item)
             return
         result.clean.append(CleanRecord(item.signal, item.record.key, value, item.record))
         result.finished.append(item.record)
 
-    def _reject(self, record: InputRecord, reason: str, stage: str, result: CoreResult) -> None:
+    def _reject(
+        self,
+        record: InputRecord,
+        reason: str,
+        stage: str,
+        result: CoreResult,
+        decoded: _Decoded | None = None,
+    ) -> None:
+        """`decoded`: the record decoded, when it was rejected after decoding."""
         self.stats.dlq[stage] += 1
-        result.dlq.append(DlqRecord(reason, record))
+        payload = record.value
+        if decoded is not None and self._redact_dlq:
+            payload = self._redacted_payload(decoded)
+            if payload is None:
+                reason += "; payload withheld: it could not be redacted"
+        if payload is not None and len(payload) + len(record.key or b"") > self._max_message_bytes:
+            payload = None
+            reason += "; payload withheld: over kafka.max_message_bytes"
+        result.dlq.append(DlqRecord(reason, replace(record, value=payload or b"")))
         result.finished.append(record)
+
+    def _redacted_payload(self, item: _Decoded) -> bytes | None:
+        """The input decoded afresh (enrichment may have changed the message), redacted and encoded
+        as it came; None when that fails."""
+        try:
+            message = decode(item.signal, item.record.value, item.encoding)
+            self.redactor.redact(message)
+            return encode(message, item.encoding)
+        except Exception:
+            return None

@@ -80,6 +80,12 @@ def _keep_queues_on_resume(app: faust.App) -> None:
     flow_control.resume = resume  # type: ignore[method-assign]
 
 
+def key_partition(key: str, partitions: int) -> int:
+    """The partition a record or changelog entry keyed `key` goes to: murmur2, as Kafka's Java
+    clients, Faust's tables (use_partitioner) and our producers place them."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -132,6 +138,17 @@ def create_app(config: PipelineConfig) -> faust.App:
         """After every rebalance: the engine drops services that moved away, loads those that came."""
         if shell.engine_ready():
             shell.engine().adopt(shell.owns_service)
+
+    @trace_context.on_recover
+    async def reindex_trace_context() -> None:
+        """After every rebalance: index the traces Faust recovered (else they are never evicted) and
+        drop from memory those of partitions gone elsewhere. Before the core exists, building it
+        indexes the recovered store."""
+        if shell.core_ready():
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.spans}
+            shell.core().enricher.traces.rebuild_index(
+                lambda key: key_partition(key, worker.table_partitions) in owned, local=trace_context.data
+            )
 
     for signal in Signal:
         _ingest_agent(app, shell, signal, app.topic(topics.input(signal), **raw))
@@ -273,8 +290,7 @@ class _Shell:
         """Whether the service's `sli-partials` partition (murmur2 of its name, as the producers and
         the table's changelog place it) is assigned to this worker. The memory table keeps keys this
         worker wrote after their partition moves away; they must not come back to life."""
-        partitions = self.config.worker.table_partitions
-        partition = (murmur2(service.encode()) & 0x7FFFFFFF) % partitions
+        partition = key_partition(service, self.config.worker.table_partitions)
         return TP(self.config.topics.sli_partials, partition) in self._app.consumer.assignment()
 
     def engine_ready(self) -> bool:

@@ -163,6 +163,10 @@ class Redactor:
         action = self._key_actions.get(key, _MISSING)
         if action is _MISSING:
             action, rule = self._classify(key)
+            # Keys are the client's to invent (100,000 distinct in one message): bounded like the scans.
+            if len(self._key_actions) >= self._cache_size:
+                self._key_actions.clear()
+                self._key_counted.clear()
             self._key_actions[key] = action
             self._key_counted[key] = rule
         return action  # type: ignore[return-value]

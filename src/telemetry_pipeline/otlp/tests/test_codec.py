@@ -245,3 +245,30 @@ def test_json_lines_name_their_signal_or_are_rejected(line: bytes, reason: str) 
     signal, message = decode_json_line((DATA / "logs.json").read_bytes())
     assert signal is Signal.LOGS
     assert message.resource_logs[0].scope_logs[0].log_records[0].body.string_value == "Example log record"
+
+
+SDK_PAYLOADS = {Signal.TRACES: sdk_spans, Signal.METRICS: sdk_metrics, Signal.LOGS: sdk_logs}
+
+
+@pytest.mark.parametrize(
+    ("topic_signal", "payload_signal"),
+    [(a, b) for a in Signal for b in Signal if a is not b],
+)
+def test_another_signals_payload_is_a_decode_error(topic_signal: Signal, payload_signal: Signal) -> None:
+    # The three *Data messages share their outer layout: a wrong topic's payload parses unless the
+    # records themselves are checked.
+    payload = SDK_PAYLOADS[payload_signal]()
+    with pytest.raises(DecodeError):
+        decode(topic_signal, payload, Encoding.PROTO)
+
+
+def test_spans_and_log_records_need_well_formed_ids() -> None:
+    traces = decode(Signal.TRACES, sdk_spans())
+    traces.resource_spans[0].scope_spans[0].spans[-1].trace_id = b"\x01" * 5
+    with pytest.raises(DecodeError, match="16-byte trace id"):
+        decode(Signal.TRACES, encode(traces, Encoding.PROTO))
+    logs = decode(Signal.LOGS, sdk_logs())
+    logs.resource_logs[0].scope_logs[0].log_records[0].span_id = b"\x01" * 3
+    for encoding in Encoding:
+        with pytest.raises(DecodeError, match="span id not 8"):
+            decode(Signal.LOGS, encode(logs, encoding), encoding)
