@@ -74,6 +74,8 @@ class _Decoded:
     signal: Signal
     encoding: Encoding
     message: Message
+    # service -> newest event time (ms) of its items here, for the redaction notes of this message
+    times: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -174,6 +176,7 @@ class Core:
             return False
         for partial in partials:
             partial.source, partial.offset = item.record.source, item.record.position
+            item.times[partial.service] = partial.max_time_ms
         result.partials.extend(partials)
         return True
 
@@ -185,7 +188,7 @@ class Core:
                 return
             stage = "redact"
             payload = item.record.value if item.encoding is Encoding.PROTO and self._prefilter_input else None
-            self.stats.redactions.update(self.redactor.redact(item.message, payload))
+            counts = self.redactor.redact(item.message, payload)
             stage = "encode"
             value = encode(item.message, item.encoding)
         except RedactionError as exc:
@@ -195,6 +198,8 @@ class Core:
         except Exception as exc:
             self._reject(item.record, f"{stage}: internal error {type(exc).__name__}", stage, result)
             return
+        self.stats.redactions.update(counts)
+        result.partials.extend(_redaction_notes(item, counts))
         result.clean.append(CleanRecord(item.signal, item.record.key, value, item.record))
         result.finished.append(item.record)
 
@@ -202,3 +207,23 @@ class Core:
         self.stats.dlq[stage] += 1
         result.dlq.append(DlqRecord(reason, record))
         result.finished.append(record)
+
+
+def _redaction_notes(item: _Decoded, counts: RedactionCounts) -> list[SliPartial]:
+    """What the redactor found in one message, per service, for detection (pii_leak): tagged with the
+    message's source and offset, so redelivered input is counted once there (see `SliPartial`)."""
+    by_service: dict[str, dict[str, int]] = {}
+    for (service, name), count in counts.items():
+        if count:
+            by_service.setdefault(service, {})[name] = count
+    return [
+        SliPartial(
+            service,
+            item.times.get(service, max(item.times.values(), default=0)),
+            [],
+            item.record.source,
+            item.record.position,
+            redactions=found,
+        )
+        for service, found in sorted(by_service.items())
+    ]
