@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from telemetry_pipeline.detection.config import DetectionConfig, MaintenanceWindow
 from telemetry_pipeline.enrichment.config import ContextConfig, EnrichmentConfig
 from telemetry_pipeline.otlp import Encoding, Signal
 from telemetry_pipeline.redaction.config import RedactionConfig
@@ -147,11 +148,20 @@ class PipelineConfig(_Section):
     sli: SliConfig = SliConfig()
     slos: list[SloConfig] = []
     slo_defaults: SloDefaults = SloDefaults()
+    detection: DetectionConfig = DetectionConfig()
+    maintenance: list[MaintenanceWindow] = []
 
     @model_validator(mode="after")
     def _production_has_a_key(self) -> PipelineConfig:
         # Fails at start-up, naming the field, rather than at the first record.
         self.redaction.load_key(production=self.environment == "production")
+        return self
+
+    @model_validator(mode="after")
+    def _detection_windows_are_evaluated(self) -> PipelineConfig:
+        missing = self.detection.windows() - set(self.sli.windows)
+        if missing:
+            raise ValueError(f"detection reads SLI windows that sli.windows lacks: {sorted(missing)}")
         return self
 
 

@@ -24,7 +24,7 @@ from telemetry_pipeline.otlp import (
     encode,
     sniff_encoding,
 )
-from telemetry_pipeline.redaction import Action, RedactionError, Redactor
+from telemetry_pipeline.redaction import Action, RedactionCounts, RedactionError, Redactor
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
 from telemetry_pipeline.sli import PartialAggregator, SliPartial, SloResolver
 
@@ -77,6 +77,8 @@ class _Decoded:
     signal: Signal
     encoding: Encoding
     message: Message
+    # service -> newest event time (ms) of its items here, for the redaction notes of this message
+    times: dict[str, int] = field(default_factory=dict)
 
 
 OTHER_SERVICE = "other"
@@ -208,6 +210,7 @@ class Core:
             return False
         for partial in partials:
             partial.source, partial.offset = item.record.source, item.record.position
+            item.times[partial.service] = partial.max_time_ms
         result.partials.extend(partials)
         return True
 
@@ -219,7 +222,7 @@ class Core:
                 return
             stage = "redact"
             payload = item.record.value if item.encoding is Encoding.PROTO and self._prefilter_input else None
-            self.stats.redactions.add(self.redactor.redact(item.message, payload))
+            counts = self.redactor.redact(item.message, payload)
             stage = "encode"
             value = encode(item.message, item.encoding)
         except RedactionError as exc:
@@ -234,6 +237,8 @@ class Core:
             reason = f"encode: output of {size} bytes over kafka.max_message_bytes"
             self._reject(item.record, reason, "encode", result, item)
             return
+        self.stats.redactions.add(counts)
+        result.partials.extend(_redaction_notes(item, counts))
         result.clean.append(CleanRecord(item.signal, item.record.key, value, item.record))
         result.finished.append(item.record)
 
@@ -267,3 +272,23 @@ class Core:
             return encode(message, item.encoding)
         except Exception:
             return None
+
+
+def _redaction_notes(item: _Decoded, counts: RedactionCounts) -> list[SliPartial]:
+    """What the redactor found in one message, per service, for detection (pii_leak): tagged with the
+    message's source and offset, so redelivered input is counted once there (see `SliPartial`)."""
+    by_service: dict[str, dict[str, int]] = {}
+    for (service, name), count in counts.items():
+        if count:
+            by_service.setdefault(service, {})[name] = count
+    return [
+        SliPartial(
+            service,
+            item.times.get(service, max(item.times.values(), default=0)),
+            [],
+            item.record.source,
+            item.record.position,
+            redactions=found,
+        )
+        for service, found in sorted(by_service.items())
+    ]

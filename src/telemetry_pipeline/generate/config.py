@@ -52,7 +52,8 @@ class _ServiceFault(_Fault):
 
 
 class ErrorSpike(_ServiceFault):
-    """The service's own requests fail at `rate`; failures propagate to its callers."""
+    """The service's own requests fail at `rate`; failures propagate to its callers. A small rate for
+    hours (e.g. rate 0.01 for 6h) is a slow burn."""
 
     kind: Literal["error_spike"] = "error_spike"
     rate: Share = 0.3
@@ -71,6 +72,21 @@ class Silent(_ServiceFault):
     kind: Literal["silent"] = "silent"
 
 
+class SignalStop(_ServiceFault):
+    """The service stops sending one signal (say its logs) while it keeps serving and sending the others."""
+
+    kind: Literal["signal_stop"] = "signal_stop"
+    signal: Signal
+
+
+class IsolatedErrors(_ServiceFault):
+    """Exactly `count` of the service's requests fail, spread evenly over the window (the next request
+    after each of `count` evenly spaced moments)."""
+
+    kind: Literal["isolated_errors"] = "isolated_errors"
+    count: int = Field(default=3, ge=1)
+
+
 class Deploy(_Fault):
     """`service.version` (and the pod names) change at `at`; optionally with a regression from then on."""
 
@@ -82,6 +98,9 @@ class Deploy(_Fault):
     )
     latency_factor: float = Field(default=1.0, gt=0.0)
     error_rate: Share | None = None
+    span_name_ids: bool = Field(
+        default=False, description="the new version puts each request's id into its server span names"
+    )
 
 
 class Garbage(_Fault):
@@ -92,7 +111,10 @@ class Garbage(_Fault):
     duration: Duration | None = Field(default=None, alias="for", description="default: to the end")
 
 
-Fault = Annotated[ErrorSpike | LatencyRegression | Silent | Deploy | Garbage, Field(discriminator="kind")]
+Fault = Annotated[
+    ErrorSpike | LatencyRegression | Silent | SignalStop | IsolatedErrors | Deploy | Garbage,
+    Field(discriminator="kind"),
+]
 
 
 class OutputTopics(BaseModel):
@@ -120,6 +142,15 @@ class GeneratorConfig(BaseModel):
     )
     duration: Duration = timedelta(minutes=10)
     rate: float = Field(default=50.0, gt=0.0, description="requests (traces) per second of event time")
+    daily_cycle: Share = Field(
+        default=0.0,
+        description="amplitude of a daily traffic cycle around `rate`, peaking at 15:00 UTC "
+        "(0.6: 1.6x the rate at the peak, 0.4x at 03:00)",
+    )
+    consumer_services: list[str] = Field(
+        default_factory=list,
+        description="services reached through a queue: their spans are CONSUMER, their callers' PRODUCER",
+    )
     start_time: datetime | Literal["now"] = DEFAULT_START
     signals: list[Signal] = Field(
         default_factory=lambda: list(Signal), description="signals to emit; the traffic simulated is the same"
@@ -167,6 +198,9 @@ class GeneratorConfig(BaseModel):
         if self.metrics_interval <= timedelta(0):
             raise ValueError("metrics_interval must be positive")
         known = set(service_names(self.services, self.metrics_only_service))
+        for name in self.consumer_services:
+            if name not in known:
+                raise ValueError(f"consumer_services: unknown service {name!r} (known: {sorted(known)})")
         for fault in self.faults:
             service = getattr(fault, "service", None)
             if service is not None and service not in known:
