@@ -19,6 +19,10 @@ from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
 
+from stdnum import bitcoin
+
+from telemetry_pipeline.redaction.national_ids import PUBLISHED_EXAMPLES, NationalIds
+
 
 class Detector(StrEnum):
     EMAIL = "email"
@@ -42,6 +46,9 @@ class Detector(StrEnum):
     GOOGLE_API_KEY = "google_api_key"
     PRIVATE_KEY = "private_key"
     GENERIC_SECRET = "generic_secret"
+    NATIONAL_ID = "national_id"  # national, tax, health, licence and vehicle numbers (national_ids.py)
+    MAC_ADDRESS = "mac_address"
+    CRYPTO_WALLET = "crypto_wallet"
 
 
 # Vendor tokens, recognised by their prefix alone. Also used to name what a generic
@@ -98,6 +105,11 @@ PATTERNS: dict[Detector, str] = {
         r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
         r"\.(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{1,59})(?![\w-])"
     ),
+    # Six hex octets split by one kind of separator, or Cisco's three dotted groups of four.
+    Detector.MAC_ADDRESS: (
+        r"(?<![\w:.-])(?:[0-9A-Fa-f]{2}(?P<mac_address_s>[:-])(?:[0-9A-Fa-f]{2}(?P=mac_address_s)){4}[0-9A-Fa-f]{2}"
+        r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?![\w:.-])"
+    ),
     Detector.IPV6: (
         rf"(?<![\w:.%])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{1,4}})?"
         r"(?:%[A-Za-z0-9._-]+)?(?:/\d{1,3}(?!\d))?(?![\w:]|\.\d)"
@@ -107,6 +119,10 @@ PATTERNS: dict[Detector, str] = {
     Detector.IBAN: r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}[ -]?(?:[A-Z0-9]{4}[ -]?){2,7}[A-Z0-9]{1,4}(?![A-Za-z0-9])",
     Detector.US_SSN: r"(?<![\w.-])\d{3}(?P<us_ssn_s>[ .-])\d{2}(?P=us_ssn_s)\d{4}(?![\w-]|\.\d)",
     Detector.CREDIT_CARD: r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])",
+    # Bitcoin: base58check (P2PKH, P2SH) and bech32/bech32m (segwit, taproot) addresses.
+    Detector.CRYPTO_WALLET: (
+        r"(?<![\w])(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71})(?![\w])"
+    ),
     Detector.PHONE: (
         r"(?<![\w+])(?:"
         r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,5}"  # international
@@ -131,7 +147,14 @@ _TOKEN_NAMER = _combined(_TOKEN_PATTERNS)
 _GATES: tuple[tuple[Callable[[str], re.Match[str] | None], frozenset[Detector]], ...] = (
     (
         re.compile(r"\d").search,
-        frozenset({Detector.IPV4, Detector.IBAN, Detector.US_SSN, Detector.CREDIT_CARD, Detector.PHONE}),
+        frozenset({
+            Detector.IPV4, Detector.IBAN, Detector.US_SSN, Detector.CREDIT_CARD, Detector.PHONE,
+            Detector.CRYPTO_WALLET,
+        }),
+    ),
+    (
+        re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.").search,
+        frozenset({Detector.MAC_ADDRESS}),
     ),
     (re.compile("@").search, frozenset({Detector.EMAIL, Detector.URL_CREDENTIALS})),
     (re.compile(":").search, frozenset({Detector.IPV6})),
@@ -171,8 +194,6 @@ _IBAN_LENGTHS = {
     "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
     "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }
-# Widely published test and advertising SSNs that are never issued.
-_INVALID_SSNS = {"078051120", "219099999", "457555462"}
 _DIGIT_SEPARATORS = str.maketrans("", "", " -.()/+")
 
 
@@ -222,12 +243,24 @@ def _ssn(text: str) -> bool:
         and area[0] != "9"
         and group != "00"
         and serial != "0000"
-        and digits not in _INVALID_SSNS
+        and digits not in PUBLISHED_EXAMPLES
     )
 
 
 def _phone(text: str) -> bool:
     return 8 <= len(text.translate(_DIGIT_SEPARATORS)) <= 15
+
+
+def _mac(text: str) -> bool:
+    # The broadcast and the all-zero address name no device.
+    return len(set(text.translate(_DIGIT_SEPARATORS).replace(":", "").lower())) > 1
+
+
+def _crypto_wallet(text: str) -> bool:
+    if text.startswith("bc1p"):
+        # Taproot (bech32m, whose checksum stdnum does not check): the length fixes the format.
+        return len(text) == 62
+    return bool(bitcoin.is_valid(text))
 
 
 def _ipv6(text: str) -> bool:
@@ -317,6 +350,8 @@ _VALIDATORS: dict[str, Callable[[str], bool]] = {
     Detector.US_SSN: _ssn,
     Detector.PHONE: _phone,
     Detector.IPV6: _ipv6,
+    Detector.MAC_ADDRESS: _mac,
+    Detector.CRYPTO_WALLET: _crypto_wallet,
     Detector.JWT: _jwt,
     Detector.SLACK_TOKEN: _slack,
 }
@@ -343,8 +378,13 @@ _CONTEXT_DETECTORS = frozenset(
 )
 
 
-def find(text: str) -> list[Finding]:
-    """All confirmed detections in `text`, left to right, non-overlapping."""
+ALL_NATIONAL_IDS = NationalIds()
+_DIGIT_GATE = 1  # bit 0: the text holds a digit
+
+
+def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Finding]:
+    """All confirmed detections in `text`, left to right, non-overlapping. `national_ids`: the
+    families of the configured regions."""
     findings: list[Finding] = []
     gates = 0
     for bit, (gate, _) in enumerate(_GATES):
@@ -364,7 +404,39 @@ def find(text: str) -> list[Finding]:
         else:
             position = match.end()
         match = search(text, max(position, match.start() + 1))
+    if gates & _DIGIT_GATE and national_ids.candidates is not None:
+        numbers = _find_national_ids(text, national_ids)
+        if numbers:
+            findings = _merge(findings, numbers)
     return findings
+
+
+def _find_national_ids(text: str, national_ids: NationalIds) -> list[Finding]:
+    """A second pass: identifier shapes overlap each other and the card, phone and SSN shapes, so
+    at each candidate every family of the regions is tried; a rejected candidate's inside is read
+    again ("20241 130-692-544")."""
+    search = national_ids.candidates.search  # type: ignore[union-attr]
+    findings: list[Finding] = []
+    match = search(text)
+    while match is not None:
+        start = match.start()
+        confirmed = national_ids.confirm(text, start)
+        if confirmed is not None:
+            findings.append(Finding(Detector.NATIONAL_ID, start, confirmed[0]))
+            position = confirmed[0]
+        else:
+            position = start + 1
+        match = search(text, position)
+    return findings
+
+
+def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
+    """Both lists' findings, left to right, without overlaps: the earlier start (then the longer) wins."""
+    merged: list[Finding] = []
+    for finding in sorted(first + second, key=lambda item: (item.start, -item.end)):
+        if not merged or finding.start >= merged[-1].end:
+            merged.append(finding)
+    return merged
 
 
 def _confirm(match: re.Match[str]) -> Finding | None:

@@ -35,6 +35,7 @@ import hyperscan
 
 from telemetry_pipeline.redaction.config import RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector
+from telemetry_pipeline.redaction.national_ids import loose_shapes
 
 # Any non-ASCII character (upb has checked that strings are UTF-8).
 _NON_ASCII = rb"[\xc2-\xf4][\x80-\xbf]{1,3}"
@@ -127,6 +128,12 @@ LOOSE_PATTERNS: dict[Detector, bytes] = {
     Detector.IBAN: rb"[A-Z]{2}[0-9]{2}[ -]?[A-Z0-9]{4}",
     Detector.US_SSN: rb"[0-9]{3}[ .-][0-9]{2}[ .-][0-9]{4}",
     Detector.CREDIT_CARD: rb"[0-9](?:[ -]?[0-9]){12}",
+    Detector.CRYPTO_WALLET: rb"[13][1-9A-HJ-NP-Za-km-z]{25}|bc1[02-9ac-hj-np-z]{11}",
+    Detector.MAC_ADDRESS: (
+        rb"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\."
+    ),
+    # The shapes themselves: they hold no lookaround and only ASCII classes (national_ids.py).
+    Detector.NATIONAL_ID: loose_shapes(),
     # A confirmed phone number has 8 to 15 digits (its check), at most two separators between two.
     Detector.PHONE: (
         rb"\+[0-9](?:[ .()-]{0,2}[0-9]){7}|\([0-9]{3}\)|[0-9]{3}[.-][0-9]{3}[.-][0-9]{4}"

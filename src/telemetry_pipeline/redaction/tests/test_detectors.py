@@ -31,7 +31,7 @@ def _found(text: str) -> list[tuple[str, str]]:
         "123-00-4567",
         "123-45-0000",
         "12:34:56",  # a time, not IPv6
-        "aa:bb:cc:dd:ee:ff",  # MAC address
+        "ff:ff:ff:ff:ff:ff",  # the broadcast MAC address names no device
         "std::vector",
         "v1.2.3",
         "192.168.1.256",
@@ -77,6 +77,12 @@ def test_structural_values_and_checksum_failures_are_left_alone(text: str) -> No
         ("GET /x?X-Amz-Signature=8f3a9c2b1d0e7f6a5b4c", Detector.GENERIC_SECRET, "8f3a9c2b1d0e7f6a5b4c"),
         ("password=hunter2x", Detector.GENERIC_SECRET, "hunter2x"),
         ("/cb?state=x&access_token=abc&n=1", Detector.GENERIC_SECRET, "abc"),  # short, but a query secret
+        ("nic aa:bb:cc:0d:ee:f1 up", Detector.MAC_ADDRESS, "aa:bb:cc:0d:ee:f1"),
+        ("wallet bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", Detector.CRYPTO_WALLET,
+         "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"),
+        ("hetu 131052-308T ok", Detector.NATIONAL_ID, "131052-308T"),
+        ("nino: PR 123612C", Detector.NATIONAL_ID, "PR 123612C"),
+        ("Steuer-ID 12345678903.", Detector.NATIONAL_ID, "12345678903"),
         ("key AKIAZZGBMZ11VC10KS7Q", Detector.AWS_ACCESS_KEY, "AKIAZZGBMZ11VC10KS7Q"),
         ("ghp_gn3qg6UOcdEZ5EyscioeZIiDWnqO7pDcwi9I", Detector.GITHUB_TOKEN, None),
         ("glpat-Xk3v9QzR2mT8wP4nL6yB", Detector.GITLAB_TOKEN, None),
