@@ -18,12 +18,12 @@ from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
 from faust.types import TP, EventT, StreamT
 
+from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory
-from telemetry_pipeline.enrichment.context_sources import CompactedTopicFollower
 from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.sli import (
     PartialsError,

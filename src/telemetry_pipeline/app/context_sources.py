@@ -1,4 +1,5 @@
-"""Following the compacted context topics (user-context, service-catalog) in the worker.
+"""Following the compacted context topics (user-context, service-catalog) in the worker (Kafka I/O:
+the tables they fill are `enrichment.context_tables`, pure).
 
 Every worker needs the whole of both tables, so each reads every partition from the beginning
 with no consumer group (nothing to commit, no rebalances) and keeps polling, applying each record
