@@ -109,6 +109,9 @@ class WorkerConfig(_Section):
     # Partitions of Faust's own tables; must equal the input topics' partitions (co-partitioning).
     table_partitions: int = Field(4, gt=0)
     metrics_port: int | None = Field(9464, description="Prometheus /metrics port; null to disable")
+    # Loopback by default: /metrics is for a scraper on this host. A container needs 0.0.0.0 for its
+    # published port to reach it (the Dockerfile sets it).
+    metrics_host: str = "127.0.0.1"
     delivery_timeout_s: float = Field(30.0, gt=0)
     # How long the ingest agents wait at start for the context topics to be read to their end.
     context_wait_s: float = Field(30.0, ge=0)
