@@ -68,8 +68,13 @@ def run_demo(config: PipelineConfig, config_path: Path | None, *, duration_s: fl
     console = Console()
     if not console.is_terminal:
         console = Console(width=120)  # logs and CI: room for every column
-    work_dir = Path(tempfile.mkdtemp(prefix="tp-demo-"))
     local = broker.status(broker.default_data_dir(port))
+    if local is None and broker._port_in_use(port):
+        raise broker.BrokerError(
+            f"port {port} is taken by another program: free it, or run the demo on another port "
+            f"(telemetry-pipeline demo --port {port + 10000}, or make demo DEMO_ARGS='--port {port + 10000}')"
+        )
+    work_dir = Path(tempfile.mkdtemp(prefix="tp-demo-"))
     if local is None:
         console.print(
             f"[bold]broker[/] starting on 127.0.0.1:{port} (the first run downloads Kafka with Maven)..."
