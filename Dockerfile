@@ -14,5 +14,8 @@ RUN pip install . && rm -rf /build \
 # Unprivileged, and the worker's state (WorkerConfig.data_dir, relative) lands in /data.
 USER pipeline
 WORKDIR /data
+# /metrics on every interface of the container: a published port (9464) cannot reach loopback.
+ENV TP_WORKER__METRICS_HOST=0.0.0.0
+EXPOSE 9464
 ENTRYPOINT ["telemetry-pipeline"]
 CMD ["worker"]

@@ -124,8 +124,14 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from telemetry_pipeline.demo import run_demo
+    from telemetry_pipeline.kafka import broker, topics
 
-    return run_demo(_load(args), args.config, duration_s=args.duration, port=args.port)
+    try:
+        return run_demo(_load(args), args.config, duration_s=args.duration, port=args.port)
+    except (broker.BrokerError, topics.TopicError) as exc:
+        # A broker that cannot start says why with its log's tail: more than one line, on purpose.
+        print(f"telemetry-pipeline demo: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -121,6 +121,9 @@ class WorkerConfig(_Section):
     # Per-service counters (tp_redactions{service}) keep this many services by name; records of
     # any further service, or of a name longer than 128 characters, count under "other".
     metrics_max_services: int = Field(200, gt=0)
+    # Loopback by default: /metrics is for a scraper on this host. A container needs 0.0.0.0 for its
+    # published port to reach it (the Dockerfile sets it).
+    metrics_host: str = "127.0.0.1"
     delivery_timeout_s: float = Field(30.0, gt=0)
     # How long the ingest agents wait at start for the context topics to be read to their end.
     context_wait_s: float = Field(30.0, ge=0)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class WorkerMetrics:
-    def __init__(self, port: int | None) -> None:
+    def __init__(self, port: int | None, host: str = "127.0.0.1") -> None:
         self.clean_records = Counter("tp_clean_records_total", "Records written to .clean topics", ["signal"])
         self.dlq_records = Counter("tp_dlq_records_total", "Records sent to the DLQ", ["stage"])
         self.partials = Counter("tp_sli_partials_total", "SLI partial aggregates emitted")
@@ -21,7 +21,7 @@ class WorkerMetrics:
         self.enrichment = Gauge("tp_enrichment", "Enrichment counters and table sizes", ["name"])
         self.sli = Gauge("tp_sli_engine", "SLI engine counters", ["name"])
         if port is not None:
-            start_http_server(port, addr="127.0.0.1")
+            start_http_server(port, addr=host)
 
     def count(self, result: CoreResult) -> None:
         for clean in result.clean:

@@ -130,7 +130,7 @@ def create_app(config: PipelineConfig) -> faust.App:
     sli_state = _keyed_table(app, "sli-state")
     users = UserDirectory()
     services: dict[str, dict] = {}
-    metrics = WorkerMetrics(worker.metrics_port)
+    metrics = WorkerMetrics(worker.metrics_port, worker.metrics_host)
     shell = _Shell(app, config, trace_context, sli_state, users, services, metrics)
 
     @sli_state.on_recover

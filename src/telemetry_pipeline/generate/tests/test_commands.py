@@ -62,3 +62,22 @@ def test_generate_rejects_an_unknown_fault_service(tmp_path, capsys) -> None:
     )
     assert args.run(args) == 2
     assert "unknown service" in capsys.readouterr().err
+
+
+def test_paced_spreads_event_time_over_wall_time_and_stops_when_told() -> None:
+    import threading
+    import time
+
+    from telemetry_pipeline.generate import GeneratorConfig, iter_messages
+    from telemetry_pipeline.generate.commands import paced
+
+    config = GeneratorConfig(duration="60s", rate=2)
+    times = [message.event_time_ns for message in iter_messages(config)]
+    span_s = (max(times) - min(times)) / 1e9
+    began = time.monotonic()
+    assert len(list(paced(iter_messages(config), speed=120))) == len(times)
+    elapsed = time.monotonic() - began
+    assert span_s / 120 <= elapsed < 10, f"{span_s:.0f} s of event time at 120x took {elapsed:.2f} s"
+    stop = threading.Event()
+    stop.set()
+    assert list(paced(iter_messages(config), speed=1, stop=stop)) == []

@@ -43,3 +43,29 @@ def test_dockerfile_ships_the_topic_files_the_package_links_to() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "COPY topics ./topics" in dockerfile
     assert 'ENTRYPOINT ["telemetry-pipeline"]' in dockerfile
+
+
+def test_compose_generator_sends_what_the_demo_sends_paced_and_in_the_past() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from telemetry_pipeline.cli import _parser
+    from telemetry_pipeline.generate.commands import _config
+
+    command = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["generator"]["command"]
+    args = _parser().parse_args(command)
+    config = _config(args)
+    assert args.pace == "90s"
+    assert config.duration == timedelta(minutes=30)
+    # Starts 33 minutes ago (parsed now): the traffic ends before the wall clock, never in the future.
+    assert abs(config.start_time - (datetime.now(UTC) - timedelta(minutes=33))) < timedelta(minutes=1)
+    assert {fault.kind for fault in config.faults} == {"error_spike", "latency_regression"}
+
+
+def test_the_image_serves_metrics_on_every_interface() -> None:
+    from telemetry_pipeline.config import load_config
+
+    dockerfile = (REPO / "Dockerfile").read_text()
+    setting = next(line for line in dockerfile.splitlines() if "TP_WORKER__METRICS_HOST" in line)
+    name, value = setting.removeprefix("ENV ").split("=")
+    assert load_config(None, environ={name: value}).worker.metrics_host == "0.0.0.0"
+    assert load_config(None, environ={}).worker.metrics_host == "127.0.0.1"
