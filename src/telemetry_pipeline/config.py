@@ -33,11 +33,22 @@ class _Section(BaseModel):
 
 
 class KafkaConfig(_Section):
+    """How every client connects (translated per library in `kafka/connection.py`). Secrets, the
+    SASL password and the TLS key's password, only from the environment or a file; never logged."""
+
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    # TLS (SSL, SASL_SSL): the CAs that signed the brokers' certificates (default: the system's),
+    # and a client certificate and key (PEM) for mutual TLS.
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
     # Throughput over latency for the outputs: the producer defaults (linger 0, 16 KB batches,
     # no compression) cost most of the pipeline's speed (FAUST-NOTES, Transports).
     producer_linger_ms: int = Field(20, ge=0)
@@ -49,17 +60,45 @@ class KafkaConfig(_Section):
     # neither stall a partition nor fail a batch.
     max_message_bytes: int = Field(1_000_000, ge=1024)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaConfig:
+        # Messages name fields only: the values may be secret.
+        protocol = self.security_protocol
+        if protocol.startswith("SASL_"):
+            for name in ("sasl_mechanism", "sasl_username"):
+                if not getattr(self, name):
+                    raise ValueError(f"kafka.{name} is required with security_protocol {protocol}")
+            if (self.sasl_password is None) == (self.sasl_password_file is None):
+                raise ValueError(f"set one of kafka.sasl_password, kafka.sasl_password_file with {protocol}")
+            self.sasl_password_value()
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password or self.sasl_password_file:
+            raise ValueError(f"kafka.sasl_* settings need a SASL security_protocol, not {protocol}")
+        tls_files = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
+                     "ssl_keyfile": self.ssl_keyfile}
+        if not protocol.endswith("SSL") and (any(tls_files.values()) or self.ssl_key_password):
+            raise ValueError(f"kafka.ssl_* settings need security_protocol SSL or SASL_SSL, not {protocol}")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("kafka.ssl_keyfile needs kafka.ssl_certfile")
+        for name, path in tls_files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"kafka.{name}: no such file")
+        return self
+
+    def sasl_password_value(self) -> str | None:
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is None:
+            return None
+        try:
+            return self.sasl_password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise ValueError("kafka.sasl_password_file: cannot read the file") from None
+
     def client_config(self) -> dict[str, Any]:
         """librdkafka settings shared by every confluent-kafka client we create."""
-        conf: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "security.protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            conf["sasl.mechanism"] = self.sasl_mechanism
-            conf["sasl.username"] = self.sasl_username or ""
-            conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
-        return conf
+        from telemetry_pipeline.kafka.connection import librdkafka_settings
+
+        return librdkafka_settings(self)
 
     def producer_config(self) -> dict[str, Any]:
         return {

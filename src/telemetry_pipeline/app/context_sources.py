@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.helpers import create_ssl_context
 from mode import Service
+
+from telemetry_pipeline.kafka.connection import aiokafka_settings
 
 if TYPE_CHECKING:
     from telemetry_pipeline.config import KafkaConfig
@@ -27,22 +28,6 @@ log = logging.getLogger(__name__)
 
 # Called with the record's key and its JSON object value, or None for a tombstone.
 ApplyRecord = Callable[[str, dict | None], None]
-
-
-def consumer_settings(kafka: KafkaConfig) -> dict[str, Any]:
-    """aiokafka settings for the connection described by the `kafka:` section."""
-    settings: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
-        "security_protocol": kafka.security_protocol,
-    }
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        settings["ssl_context"] = create_ssl_context()
-    if kafka.sasl_mechanism:
-        settings["sasl_mechanism"] = kafka.sasl_mechanism
-        settings["sasl_plain_username"] = kafka.sasl_username
-        password = kafka.sasl_password
-        settings["sasl_plain_password"] = password.get_secret_value() if password is not None else None
-    return settings
 
 
 class CompactedTopicFollower(Service):
@@ -55,7 +40,7 @@ class CompactedTopicFollower(Service):
     def __init__(self, kafka: KafkaConfig, topic: str, apply: ApplyRecord, *,
                  poll_timeout_ms: int = 500, topic_retry_s: float = 5.0, **service_kwargs: Any) -> None:
         self.topic = topic
-        self._settings = consumer_settings(kafka)
+        self._settings = aiokafka_settings(kafka)
         self._apply_record = apply
         self._poll_timeout_ms = poll_timeout_ms
         self._topic_retry_s = topic_retry_s

@@ -24,6 +24,7 @@ from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory
+from telemetry_pipeline.kafka.connection import faust_credentials
 from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.sli import (
     PartialsError,
@@ -96,7 +97,7 @@ def create_app(config: PipelineConfig) -> faust.App:
     app = faust.App(
         worker.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
-        broker_credentials=_credentials(config),
+        broker_credentials=faust_credentials(kafka),
         # memory:// tables replay their (compacted, bounded) changelog on start; rocksdb's store
         # needs a current event for every write, which batch processing and timers don't have.
         store="memory://",
@@ -359,18 +360,6 @@ def _headers_of(record: InputRecord) -> list[tuple[str, bytes]] | None:
 def _coordinates(record: InputRecord) -> tuple[str, int, int]:
     message = record.ref[1].message
     return message.topic, message.partition, message.offset
-
-
-def _credentials(config: PipelineConfig) -> faust.SASLCredentials | None:
-    kafka = config.kafka
-    if not kafka.sasl_mechanism:
-        return None
-    return faust.SASLCredentials(
-        username=kafka.sasl_username,
-        password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
-        mechanism=kafka.sasl_mechanism,
-        ssl_context=None,
-    )
 
 
 def run_worker(config: PipelineConfig, loglevel: str = "info") -> None:

@@ -89,7 +89,10 @@ class DecodeError(ValueError):
 def sniff_encoding(payload: bytes) -> Encoding:
     # A serialized *Data message starts with field 1 (tag 0x0a); '{' (0x7b) would be a protobuf
     # start-group on field 15, which these messages never contain, so the first byte decides.
-    return Encoding.JSON if payload.lstrip()[:1] == b"{" else Encoding.PROTO
+    # Leading whitespace before JSON is skipped, but not "\n": that is the protobuf tag, and a
+    # first resource group of 123 bytes (length byte 0x7b, '{') made such a message look like JSON
+    # (found by the fuzz test).
+    return Encoding.JSON if payload.lstrip(b" \t\r")[:1] == b"{" else Encoding.PROTO
 
 
 def decode(signal: Signal, payload: bytes, encoding: Encoding | None = None) -> Message:
@@ -183,6 +186,9 @@ def _load_json_object(payload: bytes) -> dict[str, Any]:
 def message_to_json(message: Message) -> dict[str, Any]:
     obj = json_format.MessageToDict(message, use_integers_for_enums=True)
     _convert_ids(obj, _base64_to_hex)
+    # MessageToDict leaves empty lists out; an empty message must still name its signal, or it
+    # does not decode again (found by the fuzz test).
+    obj.setdefault(Signal.of(message).json_key, [])
     return obj
 
 
