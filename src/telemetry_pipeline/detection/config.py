@@ -83,6 +83,10 @@ class _Baselined(_Confirmed):
 
 
 class SloBurnRateConfig(_Model):
+    """Page rows and ticket rows make separate incidents (subjects `<objective>:page` and
+    `<objective>:ticket`), as in the SRE Workbook: a fast burn pages and resolves soon after
+    recovery, while the budget it spent may keep a ticket open for days."""
+
     enabled: bool = True
     alerts: list[BurnRateAlert] = _SRE_WORKBOOK
     # Factors are for this SLO period and are scaled to each service's: a 7-day SLO burning at 3.36
@@ -92,6 +96,9 @@ class SloBurnRateConfig(_Model):
     # this many requests and this many bad ones.
     min_requests: int = Field(100, ge=1)
     min_bad: int = Field(10, ge=1)
+    # The short window needs a few bad events too: one error among few requests must not keep a
+    # page open while the long window still remembers the outage.
+    min_bad_short: int = Field(2, ge=1)
     latency: bool = Field(True, description="alert on the latency objective too, when the SLO sets one")
 
 
@@ -112,7 +119,7 @@ class ErrorRateSpikeConfig(_Baselined):
 
     enabled: bool = True
     ratio: float = Field(5.0, gt=1, description="fires at this multiple of the baseline median ...")
-    min_increase: float = Field(0.05, gt=0, le=1, description="... and at least this much above it")
+    min_increase: float = Field(0.03, gt=0, le=1, description="... and at least this much above it")
     clear_increase: float = Field(0.02, ge=0, le=1, description="stays open while this much above it")
     min_errors: int = Field(10, ge=1)
     routing: Routing = "page"
@@ -146,12 +153,13 @@ class CompletenessDropConfig(_Model):
     severity: Severity = "warning"
 
 
-# Credentials and payment data (the redactor's detector and rule names): found in telemetry, they
-# mean a service logs what it must not. Other PII (emails, IPs) is routine redaction work.
+# Credentials and payment data (the redactor's value detectors): found in telemetry, they mean a
+# service logs what it must not. Other PII (emails, IPs) and attributes masked for their key name
+# (`secret_key`: session ids, tokens by design) are routine redaction work.
 _LEAK_DETECTORS = [
     "credit_card", "iban", "jwt", "bearer_token", "basic_auth", "url_credentials", "aws_access_key",
     "aws_secret_key", "github_token", "gitlab_token", "slack_token", "slack_webhook", "stripe_key",
-    "google_api_key", "private_key", "generic_secret", "secret_key",
+    "google_api_key", "private_key", "generic_secret",
 ]  # fmt: skip
 
 

@@ -129,9 +129,7 @@ class SloBurnRate:
             if self._config.latency and "latency" in explicit:
                 objectives.append(("latency", any_snapshot.latency_burn_rate, slo.latency_objective))
             for objective, rates, target in objectives:
-                finding = self._evaluate(service, objective, rates, target, windows, scale)
-                if finding is not None:
-                    findings.append(finding)
+                findings.extend(self._evaluate(service, objective, rates, target, windows, scale))
         return findings
 
     def _evaluate(
@@ -142,47 +140,51 @@ class SloBurnRate:
         target: float,
         windows: Mapping[str, SliSnapshot],
         scale: float,
-    ) -> Finding | None:
-        firing = []
-        for alert in self._config.alerts:
+    ) -> list[Finding]:
+        config = self._config
+        firing: dict[str, tuple] = {}  # routing -> the most severe firing row
+        for alert in config.alerts:
             factor = alert.factor * scale
-            long = windows.get(alert.long)
-            if long is None or alert.long not in rates or alert.short not in rates:
+            long, short = windows.get(alert.long), windows.get(alert.short)
+            if long is None or short is None or alert.long not in rates or alert.short not in rates:
                 continue
             bad = _bad(long, objective)
             if (
                 rates[alert.long] >= factor
                 and rates[alert.short] >= factor
-                and long.requests >= self._config.min_requests
-                and bad >= self._config.min_bad
+                and long.requests >= config.min_requests
+                and bad >= config.min_bad
+                and _bad(short, objective) >= config.min_bad_short
             ):
-                firing.append((alert, factor, long.requests, bad))
-        if not firing:
-            return None
-        alert, factor, requests, bad = max(
-            firing, key=lambda f: (f[0].routing == "page", SEVERITY_RANK[f[0].severity])
-        )
-        return Finding(
-            type=self.name,
-            service=service,
-            subject=objective,
-            severity=alert.severity,
-            routing=alert.routing,
-            value=rates[alert.long],
-            summary=(
-                f"{service}: {objective} error budget burning at {rates[alert.long]:g}x over {alert.long} "
-                f"and {rates[alert.short]:g}x over {alert.short} "
-                f"(alert at {factor:g}x, objective {target:.4%})"
-            ),
-            evidence={
-                "objective": objective,
-                "target": target,
-                "burn_rate": dict(rates),
-                "alert": {"long": alert.long, "short": alert.short, "factor": round(factor, 6)},
-                "requests": requests,
-                "bad": bad,
-            },
-        )
+                best = firing.get(alert.routing)
+                if best is None or SEVERITY_RANK[alert.severity] > SEVERITY_RANK[best[0].severity]:
+                    firing[alert.routing] = (alert, factor, long.requests, bad)
+        findings = []
+        for routing, (alert, factor, requests, bad) in sorted(firing.items()):
+            findings.append(
+                Finding(
+                    type=self.name,
+                    service=service,
+                    subject=f"{objective}:{routing}",
+                    severity=alert.severity,
+                    routing=routing,
+                    value=rates[alert.long],
+                    summary=(
+                        f"{service}: {objective} error budget burning at {rates[alert.long]:g}x over "
+                        f"{alert.long} and {rates[alert.short]:g}x over {alert.short} "
+                        f"(alert at {factor:g}x, objective {target:.4%})"
+                    ),
+                    evidence={
+                        "objective": objective,
+                        "target": round(target, 6),
+                        "burn_rate": dict(rates),
+                        "alert": {"long": alert.long, "short": alert.short, "factor": round(factor, 6)},
+                        "requests": requests,
+                        "bad": bad,
+                    },
+                )
+            )
+        return findings
 
 
 def _bad(snapshot: SliSnapshot, objective: str) -> int:
@@ -401,7 +403,12 @@ class CompletenessDrop:
                 continue  # the whole service is silent: telemetry_gap's business
             known = self.services.setdefault(
                 service,
-                {"steps": 0, "score": completeness.score, "low": 0, **{s: [1.0, 0] for s in _SIGNALS}},
+                {
+                    "steps": 0,
+                    "score": completeness.score,
+                    "low": 0,
+                    **{signal: [float(present[signal]), 0] for signal in _SIGNALS},
+                },
             )
             known["steps"] += 1
             established_steps = known["steps"] >= config.min_steps
