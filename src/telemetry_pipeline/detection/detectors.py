@@ -359,7 +359,7 @@ class TelemetryGap:
                         subject="all",
                         severity=config.severity,
                         routing=config.routing,
-                        value=round(silent_ms / 60_000, 1),
+                        value=known[1],  # the rate it stopped from: a longer silence is no news
                         summary=f"{service}: no spans, metrics or logs for {silent_ms // 60_000} min; "
                         f"about {expected:.0f} requests were expected at its recent rate",
                         evidence={

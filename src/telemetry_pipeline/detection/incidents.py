@@ -87,7 +87,8 @@ class IncidentManager:
         evidence = dict(finding.evidence)
         deploy = self._deploy_before(service, started_ms, self._lookback_ms)
         if deploy is not None:
-            evidence["deploy"] = {**deploy, "at": rfc3339(deploy.pop("at_ms"))}
+            at_ms = deploy.pop("at_ms")
+            evidence["deploy"] = {**deploy, "at": rfc3339(at_ms)}
         incident = {
             "type": finding.type,
             "service": service,
