@@ -168,6 +168,7 @@ class PiiLeakConfig(_Model):
     detectors: list[str] = _LEAK_DETECTORS
     window: Duration = "15m"
     min_count: int = Field(1, ge=1, description="values found in the window (each message counted once)")
+    max_messages: int = Field(10_000, ge=1, description="messages per service remembered for deduplication")
     # The redactor removed the values before anything left the pipeline: the service must stop
     # sending them, which is work for its owners and security, not a 3 a.m. page.
     routing: Routing = "ticket"

@@ -9,7 +9,7 @@ manager turns findings into trigger / update / resolve.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,9 @@ class _Confirmations:
         self._confirm, self._of = confirm, of
         self.recent: dict[str, list[int]] = {}
 
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        self.recent = {key: recent for key, recent in self.recent.items() if keep(key)}
+
     def record(self, key: str, held: bool) -> bool:
         """Record this step; True when the condition held in `confirm` of the last `of` steps."""
         recent = self.recent.setdefault(key, [])
@@ -88,6 +91,9 @@ class _Baselines:
         self._keep = config.samples
         self._min = config.min_samples
         self.samples: dict[str, list] = {}  # key -> [last sample ms, [values...]]
+
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        self.samples = {key: entry for key, entry in self.samples.items() if keep(key)}
 
     def add(self, key: str, value: float, now_ms: int) -> None:
         entry = self.samples.setdefault(key, [None, []])
@@ -247,6 +253,11 @@ class ErrorRateSpike:
                 self._baselines.add(service, rate, step.end_ms)
         return findings
 
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self._baselines.retain(lambda key: key in services)
+        self._confirmations.retain(lambda key: key in services)
+
     def state(self) -> dict:
         return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
 
@@ -312,6 +323,11 @@ class LatencyRegression:
                 self._baselines.add(service, value, step.end_ms)
         return findings
 
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self._baselines.retain(lambda key: key in services)
+        self._confirmations.retain(lambda key: key in services)
+
     def state(self) -> dict:
         return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
 
@@ -371,6 +387,10 @@ class TelemetryGap:
                     )
                 )
         return findings
+
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self.services = {service: known for service, known in self.services.items() if service in services}
 
     def state(self) -> dict:
         return {"services": self.services}
@@ -481,6 +501,10 @@ class CompletenessDrop:
             known["score"] += config.presence_alpha * (score - known["score"])
         return []
 
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self.services = {service: known for service, known in self.services.items() if service in services}
+
     def state(self) -> dict:
         return {"services": self.services}
 
@@ -498,26 +522,36 @@ class PiiLeak:
         self._config = config
         self._window_ms = duration_ms(config.window)
         self._detectors = frozenset(config.detectors)
-        # service -> notes in the window: [event ms, source, offset, {detector: count}]
-        self.notes: dict[str, list[list]] = {}
+        # service -> message ("source@offset") -> [event ms, {detector: count}], for the window. Past
+        # `max_messages` a service's notes are merged per minute ("@<minute ms>") without telling
+        # redeliveries apart: by then the count is far past any threshold.
+        self.notes: dict[str, dict[str, list]] = {}
 
     def note(self, partial: SliPartial) -> None:
         found = {name: n for name, n in partial.redactions.items() if name in self._detectors}
         if not found:
             return
-        notes = self.notes.setdefault(partial.service, [])
-        if partial.offset >= 0 and any(n[1] == partial.source and n[2] == partial.offset for n in notes):
+        messages = self.notes.setdefault(partial.service, {})
+        key = f"{partial.source}@{partial.offset}"
+        if key in messages:
             return  # the same message again (redelivered)
-        notes.append([partial.max_time_ms, partial.source, partial.offset, found])
+        if partial.offset < 0 or len(messages) >= self._config.max_messages:
+            minute_ms = partial.max_time_ms - partial.max_time_ms % 60_000
+            spilled = messages.setdefault(f"@{minute_ms}", [minute_ms, {}])[1]
+            for name, count in found.items():
+                spilled[name] = spilled.get(name, 0) + count
+            return
+        messages[key] = [partial.max_time_ms, found]
 
     def observe(self, step: Step) -> list[Finding]:
         config, findings = self._config, []
         since = step.end_ms - self._window_ms
         for service in sorted(self.notes):
             # Kept while in the window: a redelivery of a message older than that no longer counts anyway.
-            notes = self.notes[service] = [n for n in self.notes[service] if n[0] > since]
+            notes = {key: note for key, note in self.notes[service].items() if note[0] > since}
+            self.notes[service] = notes
             counts: dict[str, int] = {}
-            for time_ms, _source, _offset, found in notes:
+            for time_ms, found in notes.values():
                 if time_ms <= step.end_ms:
                     for name, count in found.items():
                         counts[name] = counts.get(name, 0) + count
@@ -540,6 +574,9 @@ class PiiLeak:
                     )
                 )
         return findings
+
+    def retain(self, services: Collection[str]) -> None:
+        """Notes are bounded by time (the window) instead: they may come before a service's first step."""
 
     def state(self) -> dict:
         return {"notes": self.notes}
@@ -602,6 +639,11 @@ class CardinalityExplosion:
                     self._baselines.add(key, value, step.end_ms)
         return findings
 
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self._baselines.retain(lambda key: key.rpartition("/")[0] in services)
+        self._confirmations.retain(lambda key: key.rpartition("/")[0] in services)
+
     def state(self) -> dict:
         return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
 
@@ -615,11 +657,14 @@ class Versions:
     """Per service, each `service.version` seen with its first event time (ms): deploy correlation."""
 
     seen: dict[str, dict[str, int]] = field(default_factory=dict)
-    keep: int = 8
+    keep: int = 8  # versions per service
+    max_services: int = 10_000  # past this, the service whose newest version is oldest is forgotten
 
     def note(self, partial: SliPartial) -> None:
         if not partial.versions:
             return
+        if partial.service not in self.seen and len(self.seen) >= self.max_services:
+            del self.seen[min(self.seen, key=lambda service: max(self.seen[service].values()))]
         versions = self.seen.setdefault(partial.service, {})
         for version, first_ms in partial.versions.items():
             if version not in versions or first_ms < versions[version]:

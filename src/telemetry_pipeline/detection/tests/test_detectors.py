@@ -306,3 +306,21 @@ def test_the_schema_file_is_current() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render_incidents_schema(), (
         "regenerate: python -c 'from telemetry_pipeline.detection import write_incidents_schema as w; w()'"
     )
+
+
+def test_pii_leak_memory_is_bounded_per_service() -> None:
+    d = detection({"pii_leak": {"max_messages": 5}})
+    d.note([_note(offset, 1) for offset in range(50)])
+    d.note([_note(offset, 1) for offset in range(5)])  # the remembered ones are recognised
+    [trigger] = run(d, "svc", range(2, 3))
+    assert trigger.evidence["counts"] == {"credit_card": 50}
+    assert len(d.state()["detectors"]["pii_leak"]["notes"]["svc"]) == 6  # 5 messages + 1 minute merged
+
+
+def test_services_the_engine_stopped_evaluating_are_forgotten() -> None:
+    d = detection()
+    run(d, "svc", range(1, 40))
+    run(d, "other", range(40, 41))
+    detectors = d.state()["detectors"]
+    assert all("svc" not in str(state) for name, state in detectors.items() if name != "pii_leak")
+    assert "other" in str(detectors["telemetry_gap"])
