@@ -58,20 +58,20 @@ _SRE_WORKBOOK = [
 ]
 
 
-class _Confirmed(_Model):
+class ConfirmedConfig(_Model):
     """A condition fires once it held in `confirm` of the last `of` evaluation steps."""
 
     confirm: int = Field(2, ge=1)
     of: int = Field(3, ge=1)
 
     @model_validator(mode="after")
-    def _fits(self) -> _Confirmed:
+    def _fits(self) -> ConfirmedConfig:
         if self.confirm > self.of:
             raise ValueError("confirm must not exceed of")
         return self
 
 
-class _Baselined(_Confirmed):
+class BaselinedConfig(ConfirmedConfig):
     """The baseline is the median (and MAD) of samples of the service's own past, one per
     `sample_every`, the last `samples` of them, taken only while the detector is quiet."""
 
@@ -102,7 +102,7 @@ class SloBurnRateConfig(_Model):
     latency: bool = Field(True, description="alert on the latency objective too, when the SLO sets one")
 
 
-class LatencyRegressionConfig(_Baselined):
+class LatencyRegressionConfig(BaselinedConfig):
     enabled: bool = True
     quantile: Literal["p95", "p99"] = "p95"
     ratio: float = Field(1.5, gt=1, description="fires at this multiple of the baseline median")
@@ -114,7 +114,7 @@ class LatencyRegressionConfig(_Baselined):
     severity: Severity = "error"
 
 
-class ErrorRateSpikeConfig(_Baselined):
+class ErrorRateSpikeConfig(BaselinedConfig):
     """For services without an SLO of their own (no `slos:` entry, no catalog override)."""
 
     enabled: bool = True
@@ -175,7 +175,7 @@ class PiiLeakConfig(_Model):
     severity: Severity = "critical"
 
 
-class CardinalityExplosionConfig(_Baselined):
+class CardinalityExplosionConfig(BaselinedConfig):
     enabled: bool = True
     span_names_bound: int = Field(2_000, ge=1, description="fires above this many distinct names")
     attribute_keys_bound: int = Field(1_000, ge=1)

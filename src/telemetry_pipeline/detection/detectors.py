@@ -15,6 +15,7 @@ from typing import Any
 
 from telemetry_pipeline.detection.config import (
     SEVERITY_RANK,
+    BaselinedConfig,
     CardinalityExplosionConfig,
     CompletenessDropConfig,
     ErrorRateSpikeConfig,
@@ -22,7 +23,6 @@ from telemetry_pipeline.detection.config import (
     PiiLeakConfig,
     SloBurnRateConfig,
     TelemetryGapConfig,
-    _Baselined,
 )
 from telemetry_pipeline.sli.config import duration_ms
 from telemetry_pipeline.sli.partials import SliPartial
@@ -86,7 +86,7 @@ class _Confirmations:
 class _Baselines:
     """Per key, samples of a value's recent past taken while the detector is quiet: median and MAD."""
 
-    def __init__(self, config: _Baselined) -> None:
+    def __init__(self, config: BaselinedConfig) -> None:
         self._every_ms = duration_ms(config.sample_every)
         self._keep = config.samples
         self._min = config.min_samples

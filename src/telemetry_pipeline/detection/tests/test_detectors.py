@@ -324,3 +324,20 @@ def test_services_the_engine_stopped_evaluating_are_forgotten() -> None:
     detectors = d.state()["detectors"]
     assert all("svc" not in str(state) for name, state in detectors.items() if name != "pii_leak")
     assert "other" in str(detectors["telemetry_gap"])
+
+
+def test_cloudevents_headers_name_the_event() -> None:
+    [page] = run(detection(), "api", range(1, 3), requests=5000, errors=60, burn=FAST_BURN)
+    headers = dict(page.headers("telemetry-pipeline/prod"))
+    assert headers["ce_id"] == page.id.encode() and headers["ce_specversion"] == b"1.0"
+    assert headers["ce_type"] == b"io.github.telemetry-pipeline.incident.trigger"
+    assert headers["ce_source"] == b"telemetry-pipeline/prod" and headers["ce_time"] == at(1).encode()
+
+
+def test_a_bad_detection_setting_fails_at_start_naming_the_field(tmp_path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("detection: {slo_burn_rate: {min_bad: 0}, latency_regression: {confirm: 6, of: 5}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert "detection.slo_burn_rate.min_bad" in str(caught.value)
+    assert "detection.latency_regression" in str(caught.value)
