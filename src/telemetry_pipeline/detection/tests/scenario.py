@@ -11,6 +11,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, InputRecord
 from telemetry_pipeline.detection import Detection, IncidentEvent
@@ -46,8 +48,12 @@ def minutes_after_start(text: str) -> float:
     return (dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z") - START).total_seconds() / 60
 
 
-def run_scenario(generator: dict[str, Any], pipeline: dict[str, Any] | None = None) -> Run:
-    """Generate with `generator` (GeneratorConfig fields) and run it through the pure pipeline."""
+def run_scenario(
+    generator: dict[str, Any], pipeline: dict[str, Any] | None = None, *, restart_at_step: int | None = None
+) -> Run:
+    """Generate with `generator` (GeneratorConfig fields) and run it through the pure pipeline. With
+    `restart_at_step`, detection's state goes through JSON into a new `Detection` after that step, as
+    a worker restart recovers it."""
     gen = GeneratorConfig.model_validate({"start_time": START, **generator})
     config = PipelineConfig.model_validate(pipeline or {})
     users, catalog = context_records(gen)
@@ -59,9 +65,14 @@ def run_scenario(generator: dict[str, Any], pipeline: dict[str, Any] | None = No
     run = Run(detection=detection)
 
     def observe(snapshots: list[SliSnapshot]) -> None:
+        nonlocal detection
         for _, step in itertools.groupby(snapshots, key=lambda s: s.window_end):
             run.events.extend(detection.observe(list(step)))
             run.steps += 1
+            if run.steps == restart_at_step:
+                saved = orjson.loads(orjson.dumps(detection.state()))
+                detection = Detection(config.detection, core.slos, catalog, config.maintenance)
+                detection.restore(saved)
 
     messages = iter_messages(gen)
     position = itertools.count()
@@ -76,4 +87,5 @@ def run_scenario(generator: dict[str, Any], pipeline: dict[str, Any] | None = No
         detection.note(result.partials)
         observe(engine.advance())
     observe(engine.flush())
+    run.detection = detection
     return run
