@@ -93,8 +93,8 @@ def test_every_incident_triggers_once_and_events_are_valid_json() -> None:
 def test_a_restart_with_open_incidents_emits_exactly_what_an_uninterrupted_run_does() -> None:
     restarted = run_scenario({**QUIET, "duration": "2h", "rate": 3, "faults": FAULTS}, restart_at_step=47)
     uninterrupted = faults_run()
-    incidents_before_restart = {e.dedup_key for e in uninterrupted.events if minutes_after_start(e.observed_at) <= 47}
-    assert len(incidents_before_restart) >= 5  # open then: the error spike, the pages it caused, the card leak
+    before = {e.dedup_key for e in uninterrupted.events if minutes_after_start(e.observed_at) <= 47}
+    assert len(before) >= 5  # open at the restart: the error spike, the pages it caused, the card leak
     assert [e.to_json_bytes() for e in restarted.events] == [e.to_json_bytes() for e in uninterrupted.events]
 
 
