@@ -108,6 +108,9 @@ class LatencyRegressionConfig(BaselinedConfig):
     ratio: float = Field(1.5, gt=1, description="fires at this multiple of the baseline median")
     mad_factor: float = Field(4.0, ge=0, description="... and this many (scaled) MADs above it")
     clear_ratio: float = Field(1.2, ge=1, description="stays open until below this multiple")
+    min_increase_ms: float = Field(
+        10.0, ge=0, description="... and this many ms above it (half to stay open)"
+    )
     confirm: int = 3
     of: int = 5
     routing: Routing = "ticket"

@@ -293,9 +293,15 @@ class LatencyRegression:
                 fires = (
                     value >= median * config.ratio
                     and value >= median + config.mad_factor * _MAD_TO_SIGMA * mad
+                    and value - median >= config.min_increase_ms
                 )
             confirmed = self._confirmations.record(service, fires)
-            holds = enough and baseline is not None and value >= baseline[0] * config.clear_ratio
+            holds = (
+                enough
+                and baseline is not None
+                and value >= baseline[0] * config.clear_ratio
+                and value - baseline[0] >= config.min_increase_ms / 2
+            )
             if confirmed or (is_open and holds):
                 assert baseline is not None and value is not None
                 findings.append(
@@ -307,7 +313,7 @@ class LatencyRegression:
                         routing=config.routing,
                         value=value,
                         summary=f"{service}: {config.quantile} latency {value:g} ms over {config.window}, "
-                        f"{value / baseline[0]:.1f}x its baseline of {baseline[0]:g} ms",
+                        f"against its baseline of {baseline[0]:g} ms",
                         evidence={
                             "quantile": config.quantile,
                             "value_ms": value,
@@ -614,7 +620,11 @@ class CardinalityExplosion:
                 )
                 confirmed = self._confirmations.record(key, fires)
                 is_open = step.is_open(self.name, service, subject)
-                holds = value > bound or (median is not None and value >= median * (1 + config.factor) / 2)
+                holds = value > bound or (
+                    median is not None
+                    and value >= median * (1 + config.factor) / 2
+                    and value - median >= config.min_increase / 2
+                )
                 if confirmed or (is_open and holds):
                     findings.append(
                         Finding(

@@ -341,3 +341,13 @@ def test_a_bad_detection_setting_fails_at_start_naming_the_field(tmp_path) -> No
         load_config(path, environ={})
     assert "detection.slo_burn_rate.min_bad" in str(caught.value)
     assert "detection.latency_regression" in str(caught.value)
+
+
+def test_a_zero_baseline_is_no_excuse_to_fire() -> None:
+    d = detection()
+    assert run(d, "svc", range(1, 60), p95=0.0, names=0) == []  # a value equal to a zero baseline
+    assert run(d, "svc", range(60, 70), p95=5.0, names=20) == []  # under the absolute increases
+    assert {e.type for e in run(d, "svc", range(70, 75), p95=40.0, names=60)} == {
+        "latency_regression",
+        "cardinality_explosion",
+    }
