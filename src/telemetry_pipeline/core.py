@@ -238,7 +238,7 @@ class Core:
             self._reject(item.record, reason, "encode", result, item)
             return
         self.stats.redactions.add(counts)
-        result.partials.extend(_redaction_notes(item, counts))
+        result.partials.extend(_redaction_notes(item, counts, now_ms if self._wall_clock else 0))
         result.clean.append(CleanRecord(item.signal, item.record.key, value, item.record))
         result.finished.append(item.record)
 
@@ -274,9 +274,10 @@ class Core:
             return None
 
 
-def _redaction_notes(item: _Decoded, counts: RedactionCounts) -> list[SliPartial]:
+def _redaction_notes(item: _Decoded, counts: RedactionCounts, now_ms: int) -> list[SliPartial]:
     """What the redactor found in one message, per service, for detection (pii_leak): tagged with the
-    message's source and offset, so redelivered input is counted once there (see `SliPartial`)."""
+    message's source and offset, so redelivered input is counted once there (see `SliPartial`). The
+    event time is the service's newest item in the message (`now_ms` if aggregation skipped them all)."""
     by_service: dict[str, dict[str, int]] = {}
     for (service, name), count in counts.items():
         if count:
@@ -284,7 +285,7 @@ def _redaction_notes(item: _Decoded, counts: RedactionCounts) -> list[SliPartial
     return [
         SliPartial(
             service,
-            item.times.get(service, max(item.times.values(), default=0)),
+            item.times.get(service, max(item.times.values(), default=now_ms)),
             [],
             item.record.source,
             item.record.position,

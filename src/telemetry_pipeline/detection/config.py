@@ -58,20 +58,20 @@ _SRE_WORKBOOK = [
 ]
 
 
-class _Confirmed(_Model):
+class ConfirmedConfig(_Model):
     """A condition fires once it held in `confirm` of the last `of` evaluation steps."""
 
     confirm: int = Field(2, ge=1)
     of: int = Field(3, ge=1)
 
     @model_validator(mode="after")
-    def _fits(self) -> _Confirmed:
+    def _fits(self) -> ConfirmedConfig:
         if self.confirm > self.of:
             raise ValueError("confirm must not exceed of")
         return self
 
 
-class _Baselined(_Confirmed):
+class BaselinedConfig(ConfirmedConfig):
     """The baseline is the median (and MAD) of samples of the service's own past, one per
     `sample_every`, the last `samples` of them, taken only while the detector is quiet."""
 
@@ -83,6 +83,10 @@ class _Baselined(_Confirmed):
 
 
 class SloBurnRateConfig(_Model):
+    """Page rows and ticket rows make separate incidents (subjects `<objective>:page` and
+    `<objective>:ticket`), as in the SRE Workbook: a fast burn pages and resolves soon after
+    recovery, while the budget it spent may keep a ticket open for days."""
+
     enabled: bool = True
     alerts: list[BurnRateAlert] = _SRE_WORKBOOK
     # Factors are for this SLO period and are scaled to each service's: a 7-day SLO burning at 3.36
@@ -92,27 +96,33 @@ class SloBurnRateConfig(_Model):
     # this many requests and this many bad ones.
     min_requests: int = Field(100, ge=1)
     min_bad: int = Field(10, ge=1)
+    # The short window needs a few bad events too: one error among few requests must not keep a
+    # page open while the long window still remembers the outage.
+    min_bad_short: int = Field(2, ge=1)
     latency: bool = Field(True, description="alert on the latency objective too, when the SLO sets one")
 
 
-class LatencyRegressionConfig(_Baselined):
+class LatencyRegressionConfig(BaselinedConfig):
     enabled: bool = True
     quantile: Literal["p95", "p99"] = "p95"
     ratio: float = Field(1.5, gt=1, description="fires at this multiple of the baseline median")
     mad_factor: float = Field(4.0, ge=0, description="... and this many (scaled) MADs above it")
     clear_ratio: float = Field(1.2, ge=1, description="stays open until below this multiple")
+    min_increase_ms: float = Field(
+        10.0, ge=0, description="... and this many ms above it (half to stay open)"
+    )
     confirm: int = 3
     of: int = 5
     routing: Routing = "ticket"
     severity: Severity = "error"
 
 
-class ErrorRateSpikeConfig(_Baselined):
+class ErrorRateSpikeConfig(BaselinedConfig):
     """For services without an SLO of their own (no `slos:` entry, no catalog override)."""
 
     enabled: bool = True
     ratio: float = Field(5.0, gt=1, description="fires at this multiple of the baseline median ...")
-    min_increase: float = Field(0.05, gt=0, le=1, description="... and at least this much above it")
+    min_increase: float = Field(0.03, gt=0, le=1, description="... and at least this much above it")
     clear_increase: float = Field(0.02, ge=0, le=1, description="stays open while this much above it")
     min_errors: int = Field(10, ge=1)
     routing: Routing = "page"
@@ -146,12 +156,13 @@ class CompletenessDropConfig(_Model):
     severity: Severity = "warning"
 
 
-# Credentials and payment data (the redactor's detector and rule names): found in telemetry, they
-# mean a service logs what it must not. Other PII (emails, IPs) is routine redaction work.
+# Credentials and payment data (the redactor's value detectors): found in telemetry, they mean a
+# service logs what it must not. Other PII (emails, IPs) and attributes masked for their key name
+# (`secret_key`: session ids, tokens by design) are routine redaction work.
 _LEAK_DETECTORS = [
     "credit_card", "iban", "jwt", "bearer_token", "basic_auth", "url_credentials", "aws_access_key",
     "aws_secret_key", "github_token", "gitlab_token", "slack_token", "slack_webhook", "stripe_key",
-    "google_api_key", "private_key", "generic_secret", "secret_key",
+    "google_api_key", "private_key", "generic_secret",
 ]  # fmt: skip
 
 
@@ -160,13 +171,14 @@ class PiiLeakConfig(_Model):
     detectors: list[str] = _LEAK_DETECTORS
     window: Duration = "15m"
     min_count: int = Field(1, ge=1, description="values found in the window (each message counted once)")
+    max_messages: int = Field(10_000, ge=1, description="messages per service remembered for deduplication")
     # The redactor removed the values before anything left the pipeline: the service must stop
     # sending them, which is work for its owners and security, not a 3 a.m. page.
     routing: Routing = "ticket"
     severity: Severity = "critical"
 
 
-class CardinalityExplosionConfig(_Baselined):
+class CardinalityExplosionConfig(BaselinedConfig):
     enabled: bool = True
     span_names_bound: int = Field(2_000, ge=1, description="fires above this many distinct names")
     attribute_keys_bound: int = Field(1_000, ge=1)

@@ -9,12 +9,13 @@ manager turns findings into trigger / update / resolve.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from telemetry_pipeline.detection.config import (
     SEVERITY_RANK,
+    BaselinedConfig,
     CardinalityExplosionConfig,
     CompletenessDropConfig,
     ErrorRateSpikeConfig,
@@ -22,7 +23,6 @@ from telemetry_pipeline.detection.config import (
     PiiLeakConfig,
     SloBurnRateConfig,
     TelemetryGapConfig,
-    _Baselined,
 )
 from telemetry_pipeline.sli.config import duration_ms
 from telemetry_pipeline.sli.partials import SliPartial
@@ -69,6 +69,9 @@ class _Confirmations:
         self._confirm, self._of = confirm, of
         self.recent: dict[str, list[int]] = {}
 
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        self.recent = {key: recent for key, recent in self.recent.items() if keep(key)}
+
     def record(self, key: str, held: bool) -> bool:
         """Record this step; True when the condition held in `confirm` of the last `of` steps."""
         recent = self.recent.setdefault(key, [])
@@ -83,11 +86,14 @@ class _Confirmations:
 class _Baselines:
     """Per key, samples of a value's recent past taken while the detector is quiet: median and MAD."""
 
-    def __init__(self, config: _Baselined) -> None:
+    def __init__(self, config: BaselinedConfig) -> None:
         self._every_ms = duration_ms(config.sample_every)
         self._keep = config.samples
         self._min = config.min_samples
         self.samples: dict[str, list] = {}  # key -> [last sample ms, [values...]]
+
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        self.samples = {key: entry for key, entry in self.samples.items() if keep(key)}
 
     def add(self, key: str, value: float, now_ms: int) -> None:
         entry = self.samples.setdefault(key, [None, []])
@@ -129,9 +135,7 @@ class SloBurnRate:
             if self._config.latency and "latency" in explicit:
                 objectives.append(("latency", any_snapshot.latency_burn_rate, slo.latency_objective))
             for objective, rates, target in objectives:
-                finding = self._evaluate(service, objective, rates, target, windows, scale)
-                if finding is not None:
-                    findings.append(finding)
+                findings.extend(self._evaluate(service, objective, rates, target, windows, scale))
         return findings
 
     def _evaluate(
@@ -142,47 +146,51 @@ class SloBurnRate:
         target: float,
         windows: Mapping[str, SliSnapshot],
         scale: float,
-    ) -> Finding | None:
-        firing = []
-        for alert in self._config.alerts:
+    ) -> list[Finding]:
+        config = self._config
+        firing: dict[str, tuple] = {}  # routing -> the most severe firing row
+        for alert in config.alerts:
             factor = alert.factor * scale
-            long = windows.get(alert.long)
-            if long is None or alert.long not in rates or alert.short not in rates:
+            long, short = windows.get(alert.long), windows.get(alert.short)
+            if long is None or short is None or alert.long not in rates or alert.short not in rates:
                 continue
             bad = _bad(long, objective)
             if (
                 rates[alert.long] >= factor
                 and rates[alert.short] >= factor
-                and long.requests >= self._config.min_requests
-                and bad >= self._config.min_bad
+                and long.requests >= config.min_requests
+                and bad >= config.min_bad
+                and _bad(short, objective) >= config.min_bad_short
             ):
-                firing.append((alert, factor, long.requests, bad))
-        if not firing:
-            return None
-        alert, factor, requests, bad = max(
-            firing, key=lambda f: (f[0].routing == "page", SEVERITY_RANK[f[0].severity])
-        )
-        return Finding(
-            type=self.name,
-            service=service,
-            subject=objective,
-            severity=alert.severity,
-            routing=alert.routing,
-            value=rates[alert.long],
-            summary=(
-                f"{service}: {objective} error budget burning at {rates[alert.long]:g}x over {alert.long} "
-                f"and {rates[alert.short]:g}x over {alert.short} "
-                f"(alert at {factor:g}x, objective {target:.4%})"
-            ),
-            evidence={
-                "objective": objective,
-                "target": target,
-                "burn_rate": dict(rates),
-                "alert": {"long": alert.long, "short": alert.short, "factor": round(factor, 6)},
-                "requests": requests,
-                "bad": bad,
-            },
-        )
+                best = firing.get(alert.routing)
+                if best is None or SEVERITY_RANK[alert.severity] > SEVERITY_RANK[best[0].severity]:
+                    firing[alert.routing] = (alert, factor, long.requests, bad)
+        findings = []
+        for routing, (alert, factor, requests, bad) in sorted(firing.items()):
+            findings.append(
+                Finding(
+                    type=self.name,
+                    service=service,
+                    subject=f"{objective}:{routing}",
+                    severity=alert.severity,
+                    routing=routing,
+                    value=rates[alert.long],
+                    summary=(
+                        f"{service}: {objective} error budget burning at {rates[alert.long]:g}x over "
+                        f"{alert.long} and {rates[alert.short]:g}x over {alert.short} "
+                        f"(alert at {factor:g}x, objective {target:.4%})"
+                    ),
+                    evidence={
+                        "objective": objective,
+                        "target": round(target, 6),
+                        "burn_rate": dict(rates),
+                        "alert": {"long": alert.long, "short": alert.short, "factor": round(factor, 6)},
+                        "requests": requests,
+                        "bad": bad,
+                    },
+                )
+            )
+        return findings
 
 
 def _bad(snapshot: SliSnapshot, objective: str) -> int:
@@ -245,6 +253,11 @@ class ErrorRateSpike:
                 self._baselines.add(service, rate, step.end_ms)
         return findings
 
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self._baselines.retain(lambda key: key in services)
+        self._confirmations.retain(lambda key: key in services)
+
     def state(self) -> dict:
         return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
 
@@ -280,9 +293,15 @@ class LatencyRegression:
                 fires = (
                     value >= median * config.ratio
                     and value >= median + config.mad_factor * _MAD_TO_SIGMA * mad
+                    and value - median >= config.min_increase_ms
                 )
             confirmed = self._confirmations.record(service, fires)
-            holds = enough and baseline is not None and value >= baseline[0] * config.clear_ratio
+            holds = (
+                enough
+                and baseline is not None
+                and value >= baseline[0] * config.clear_ratio
+                and value - baseline[0] >= config.min_increase_ms / 2
+            )
             if confirmed or (is_open and holds):
                 assert baseline is not None and value is not None
                 findings.append(
@@ -294,7 +313,7 @@ class LatencyRegression:
                         routing=config.routing,
                         value=value,
                         summary=f"{service}: {config.quantile} latency {value:g} ms over {config.window}, "
-                        f"{value / baseline[0]:.1f}x its baseline of {baseline[0]:g} ms",
+                        f"against its baseline of {baseline[0]:g} ms",
                         evidence={
                             "quantile": config.quantile,
                             "value_ms": value,
@@ -309,6 +328,11 @@ class LatencyRegression:
                 assert value is not None
                 self._baselines.add(service, value, step.end_ms)
         return findings
+
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self._baselines.retain(lambda key: key in services)
+        self._confirmations.retain(lambda key: key in services)
 
     def state(self) -> dict:
         return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
@@ -357,7 +381,7 @@ class TelemetryGap:
                         subject="all",
                         severity=config.severity,
                         routing=config.routing,
-                        value=round(silent_ms / 60_000, 1),
+                        value=known[1],  # the rate it stopped from: a longer silence is no news
                         summary=f"{service}: no spans, metrics or logs for {silent_ms // 60_000} min; "
                         f"about {expected:.0f} requests were expected at its recent rate",
                         evidence={
@@ -369,6 +393,10 @@ class TelemetryGap:
                     )
                 )
         return findings
+
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self.services = {service: known for service, known in self.services.items() if service in services}
 
     def state(self) -> dict:
         return {"services": self.services}
@@ -401,7 +429,12 @@ class CompletenessDrop:
                 continue  # the whole service is silent: telemetry_gap's business
             known = self.services.setdefault(
                 service,
-                {"steps": 0, "score": completeness.score, "low": 0, **{s: [1.0, 0] for s in _SIGNALS}},
+                {
+                    "steps": 0,
+                    "score": completeness.score,
+                    "low": 0,
+                    **{signal: [float(present[signal]), 0] for signal in _SIGNALS},
+                },
             )
             known["steps"] += 1
             established_steps = known["steps"] >= config.min_steps
@@ -474,6 +507,10 @@ class CompletenessDrop:
             known["score"] += config.presence_alpha * (score - known["score"])
         return []
 
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self.services = {service: known for service, known in self.services.items() if service in services}
+
     def state(self) -> dict:
         return {"services": self.services}
 
@@ -491,26 +528,36 @@ class PiiLeak:
         self._config = config
         self._window_ms = duration_ms(config.window)
         self._detectors = frozenset(config.detectors)
-        # service -> notes in the window: [event ms, source, offset, {detector: count}]
-        self.notes: dict[str, list[list]] = {}
+        # service -> message ("source@offset") -> [event ms, {detector: count}], for the window. Past
+        # `max_messages` a service's notes are merged per minute ("@<minute ms>") without telling
+        # redeliveries apart: by then the count is far past any threshold.
+        self.notes: dict[str, dict[str, list]] = {}
 
     def note(self, partial: SliPartial) -> None:
         found = {name: n for name, n in partial.redactions.items() if name in self._detectors}
         if not found:
             return
-        notes = self.notes.setdefault(partial.service, [])
-        if partial.offset >= 0 and any(n[1] == partial.source and n[2] == partial.offset for n in notes):
+        messages = self.notes.setdefault(partial.service, {})
+        key = f"{partial.source}@{partial.offset}"
+        if key in messages:
             return  # the same message again (redelivered)
-        notes.append([partial.max_time_ms, partial.source, partial.offset, found])
+        if partial.offset < 0 or len(messages) >= self._config.max_messages:
+            minute_ms = partial.max_time_ms - partial.max_time_ms % 60_000
+            spilled = messages.setdefault(f"@{minute_ms}", [minute_ms, {}])[1]
+            for name, count in found.items():
+                spilled[name] = spilled.get(name, 0) + count
+            return
+        messages[key] = [partial.max_time_ms, found]
 
     def observe(self, step: Step) -> list[Finding]:
         config, findings = self._config, []
         since = step.end_ms - self._window_ms
         for service in sorted(self.notes):
             # Kept while in the window: a redelivery of a message older than that no longer counts anyway.
-            notes = self.notes[service] = [n for n in self.notes[service] if n[0] > since]
+            notes = {key: note for key, note in self.notes[service].items() if note[0] > since}
+            self.notes[service] = notes
             counts: dict[str, int] = {}
-            for time_ms, _source, _offset, found in notes:
+            for time_ms, found in notes.values():
                 if time_ms <= step.end_ms:
                     for name, count in found.items():
                         counts[name] = counts.get(name, 0) + count
@@ -533,6 +580,9 @@ class PiiLeak:
                     )
                 )
         return findings
+
+    def retain(self, services: Collection[str]) -> None:
+        """Notes are bounded by time (the window) instead: they may come before a service's first step."""
 
     def state(self) -> dict:
         return {"notes": self.notes}
@@ -570,7 +620,11 @@ class CardinalityExplosion:
                 )
                 confirmed = self._confirmations.record(key, fires)
                 is_open = step.is_open(self.name, service, subject)
-                holds = value > bound or (median is not None and value >= median * (1 + config.factor) / 2)
+                holds = value > bound or (
+                    median is not None
+                    and value >= median * (1 + config.factor) / 2
+                    and value - median >= config.min_increase / 2
+                )
                 if confirmed or (is_open and holds):
                     findings.append(
                         Finding(
@@ -595,6 +649,11 @@ class CardinalityExplosion:
                     self._baselines.add(key, value, step.end_ms)
         return findings
 
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self._baselines.retain(lambda key: key.rpartition("/")[0] in services)
+        self._confirmations.retain(lambda key: key.rpartition("/")[0] in services)
+
     def state(self) -> dict:
         return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
 
@@ -608,11 +667,14 @@ class Versions:
     """Per service, each `service.version` seen with its first event time (ms): deploy correlation."""
 
     seen: dict[str, dict[str, int]] = field(default_factory=dict)
-    keep: int = 8
+    keep: int = 8  # versions per service
+    max_services: int = 10_000  # past this, the service whose newest version is oldest is forgotten
 
     def note(self, partial: SliPartial) -> None:
         if not partial.versions:
             return
+        if partial.service not in self.seen and len(self.seen) >= self.max_services:
+            del self.seen[min(self.seen, key=lambda service: max(self.seen[service].values()))]
         versions = self.seen.setdefault(partial.service, {})
         for version, first_ms in partial.versions.items():
             if version not in versions or first_ms < versions[version]:

@@ -83,11 +83,15 @@ class IncidentManager:
             group = [f"{service}/{rfc3339(started_ms)}", end_ms]
         group[1] = end_ms
         self.groups[service] = group
-        window = next((w for w in self.maintenance if w.covers(service, end_ms)), None)
+        # Began inside a window (or was first seen there): planned work pages nobody.
+        window = next(
+            (w for w in self.maintenance if w.covers(service, started_ms) or w.covers(service, end_ms)), None
+        )
         evidence = dict(finding.evidence)
         deploy = self._deploy_before(service, started_ms, self._lookback_ms)
         if deploy is not None:
-            evidence["deploy"] = {**deploy, "at": rfc3339(deploy.pop("at_ms"))}
+            at_ms = deploy.pop("at_ms")
+            evidence["deploy"] = {**deploy, "at": rfc3339(at_ms)}
         incident = {
             "type": finding.type,
             "service": service,

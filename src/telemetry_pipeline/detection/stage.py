@@ -77,7 +77,8 @@ class Detection:
                 self._pii.note(partial)
 
     def observe(self, snapshots: Sequence[SliSnapshot]) -> list[IncidentEvent]:
-        """All snapshots of one evaluation step (steps in order): the incident events it causes."""
+        """All snapshots of one evaluation step (steps in order): the incident events it causes. A
+        service missing from a step is one the engine no longer evaluates: its detector state goes."""
         if not snapshots:
             return []
         end = snapshots[0].window_end
@@ -93,6 +94,7 @@ class Detection:
             findings.extend(self._burn.observe(step))
         for detector in self._stateful.values():
             findings.extend(detector.observe(step))
+            detector.retain(step.services.keys())
         return self.incidents.step(end_ms, findings)
 
     def state(self) -> dict:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from telemetry_pipeline.generate.estate import service_names
+from telemetry_pipeline.generate.pii import LEAKS
 from telemetry_pipeline.otlp import Signal
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -17,6 +18,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # A fixed default epoch keeps runs reproducible; `start_time="now"` opts into the wall clock.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LEAK_KINDS = frozenset(leak.kind for leak in LEAKS)
 
 
 def parse_duration(value: Any) -> Any:
@@ -87,6 +89,21 @@ class IsolatedErrors(_ServiceFault):
     count: int = Field(default=3, ge=1)
 
 
+class LeakBurst(_ServiceFault):
+    """A `share` of the service's server spans carry one kind of sensitive value (`kind`, a leak kind
+    of `pii.LEAKS`: card, iban, jwt, bearer, aws_key, ...) in that leak's attribute."""
+
+    kind: Literal["leak"] = "leak"
+    leak: str = "card"
+    share: Share = 0.2
+
+    @model_validator(mode="after")
+    def _known_leak(self) -> LeakBurst:
+        if self.leak not in LEAK_KINDS:
+            raise ValueError(f"unknown leak {self.leak!r} (known: {sorted(LEAK_KINDS)})")
+        return self
+
+
 class Deploy(_Fault):
     """`service.version` (and the pod names) change at `at`; optionally with a regression from then on."""
 
@@ -112,7 +129,7 @@ class Garbage(_Fault):
 
 
 Fault = Annotated[
-    ErrorSpike | LatencyRegression | Silent | SignalStop | IsolatedErrors | Deploy | Garbage,
+    ErrorSpike | LatencyRegression | Silent | SignalStop | IsolatedErrors | LeakBurst | Deploy | Garbage,
     Field(discriminator="kind"),
 ]
 

@@ -27,6 +27,7 @@ from telemetry_pipeline.generate.config import (
     GeneratorConfig,
     IsolatedErrors,
     LatencyRegression,
+    LeakBurst,
     SignalStop,
     Silent,
 )
@@ -229,6 +230,7 @@ class _ServiceState:
     stopped: frozenset[Signal] = frozenset()  # signals not sent
     name_ids: bool = False  # server span names carry the request's id
     forced_errors: int = 0  # isolated errors due so far (the run's total, not reset by faults ending)
+    leak: tuple[Leak, float] | None = None  # what its server spans leak, and how often
 
 
 def _leaks_for(keys: set[str]) -> tuple[Leak, ...]:
@@ -532,7 +534,7 @@ class TrafficModel:
                 False,
                 0,
             )
-            state.stopped, state.name_ids, state.forced_errors = frozenset(), False, 0
+            state.stopped, state.name_ids, state.forced_errors, state.leak = frozenset(), False, 0, None
         self._garbage_share = 0.0
         offset = now_ns - self.start_ns
         for fault in self.config.faults:
@@ -566,6 +568,8 @@ class TrafficModel:
                 state.silent = True
             elif isinstance(fault, SignalStop):
                 state.stopped |= {fault.signal}
+            elif isinstance(fault, LeakBurst):
+                state.leak = (next(leak for leak in LEAKS if leak.kind == fault.leak), fault.share)
 
     # ---- traces and logs -------------------------------------------------------------------------
 
@@ -701,6 +705,8 @@ class TrafficModel:
                 path = op.path_parts[0] + item + op.path_parts[1] if op.path_parts else f"{op.route}/{item}"
                 name = wire.string_field(5, f"{op.method} {path}")
                 template = dataclasses.replace(template, head=name + wire.varint_field(6, template.kind))
+            if state.leak is not None and rng.random() < state.leak[1]:
+                varying = self._leak_attribute((state.leak[0],)) + varying
             if sends_spans:
                 spans.append(
                     (resource, self._span(template, trace_id, span_id, parent, start_ns, end_ns, varying))

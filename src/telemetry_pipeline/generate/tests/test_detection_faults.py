@@ -83,3 +83,15 @@ def test_a_consumer_service_has_consumer_spans_only_and_its_callers_produce() ->
     assert kinds[Span.SPAN_KIND_CONSUMER] > 0 and kinds[Span.SPAN_KIND_SERVER] == 0
     producers = {r.service for r in spans(messages) if r.span.kind == Span.SPAN_KIND_PRODUCER}
     assert producers == {"checkout"}  # the one caller of notification
+
+
+def test_a_leak_burst_puts_one_kind_of_value_into_one_service() -> None:
+    fault = {"kind": "leak", "service": "cart", "leak": "card", "share": 0.5, "at": "1m", "for": "1m"}
+    messages = _messages(duration="3m", rate=10, pii_share=0.0, faults=[fault])
+    carrying = Counter(
+        r.service
+        for r in spans(messages)
+        if any(kv.key == "app.payment.card_number" for kv in r.span.attributes)
+        and START_NS + MINUTE <= r.span.start_time_unix_nano < START_NS + 2 * MINUTE
+    )
+    assert set(carrying) == {"cart"} and carrying["cart"] > 20
