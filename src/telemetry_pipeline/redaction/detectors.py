@@ -98,8 +98,9 @@ PATTERNS: dict[Detector, str] = {
     # word must end the name: `api_token = ...` counts, `key_length = ...` and `accessor: ...` do not.
     Detector.GENERIC_SECRET: (
         rf"(?i:(?P<generic_secret_k>{_SECRET_WORDS})s?\d{{0,3}})(?![A-Za-z0-9_])(?:[ \t]+[A-Za-z]\w{{0,11}})?"
-        r"[\s'\"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|\.=|,)[`'\" \t=]{0,5}(?:\\n|\n)?[ \t]{0,8}"
-        r"(?P<generic_secret_v>[\w.=+/~-]{3,150})"
+        r"[\s'\"\\]{0,4}(?:=|>|:{1,3}=|\|\||:|=>|\?=|\.=|,)[`'\" \t=\\]{0,6}(?:\\n|\n)?[ \t]{0,8}"
+        # The value's start; value_end finds where it really ends.
+        r"(?P<generic_secret_v>[\w.=+/~-]{1,150})"
     ),
     Detector.EMAIL: (
         r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
@@ -324,7 +325,15 @@ def _in_query_string(text: str, keyword_start: int) -> bool:
     return start > 0 and text[start - 1] in "?&;"
 
 
+# Values that stand for no secret: gitleaks' global allowlist (MIT) and masks already applied.
+_PLACEHOLDER_VALUE = re.compile(
+    r"(?i)true|false|null|none|nil|undefined|redacted|\[redacted[^\]]*\]|(.)\1*|\$\{.*\}|\{\{.*\}\}|<[^>]*>"
+)
+
+
 def _generic(keyword: str, value: str, in_query: bool) -> bool:
+    if _PLACEHOLDER_VALUE.fullmatch(value):
+        return False
     if in_query or keyword.lower().startswith(_PASSWORD_WORDS):
         # After "password=" or "?token=" anything is a secret, however short.
         return len(value) >= 3
@@ -454,6 +463,8 @@ def _confirm(match: re.Match[str]) -> Finding | None:
         ):
             return None
         start, end = match.span(group)
+        if detector is Detector.BEARER:
+            end = value_end(match.string, start, end)
         return Finding(detector, start, end)
     if detector is Detector.IBAN:
         length = _iban_length(match.group())
@@ -465,8 +476,11 @@ def _confirm(match: re.Match[str]) -> Finding | None:
 
 
 def _confirm_generic(match: re.Match[str]) -> Finding | None:
-    value = match.group("generic_secret_v")
-    in_query = _in_query_string(match.string, match.start())
+    text = match.string
+    start, end = match.span("generic_secret_v")
+    end = value_end(text, start, end)
+    value = text[start:end]
+    in_query = _in_query_string(text, match.start())
     if not _generic(match.group("generic_secret_k"), value, in_query):
         return None
     detector = Detector.GENERIC_SECRET
@@ -480,5 +494,35 @@ def _confirm_generic(match: re.Match[str]) -> Finding | None:
     validator = _VALIDATORS.get(detector)
     if validator is not None and not validator(value):
         return None
-    start, end = match.span("generic_secret_v")
     return Finding(detector, start, end)
+
+
+_QUOTES = "'\"`"
+# An unquoted value ends at whitespace, a quote, & (form bodies, query strings) or ; (cookies).
+_UNQUOTED_END = re.compile(r"[\s&;'\"`]")
+# Longer quoted values are not searched for their closing quote: the unquoted rule applies.
+_MAX_QUOTED = 4096
+
+
+def value_end(text: str, start: int, end: int) -> int:
+    """Where the secret value found at text[start:end] really ends: at its closing quote when a
+    quote opens it (an escaped one, \\", when the text is JSON inside a string), else at its
+    delimiter. The detectors' value classes stop at the first unusual character, and
+    "hunter2!x" must not leave "!x" beside the marker."""
+    opening = text[start - 1] if start else ""
+    if opening and opening in _QUOTES:
+        escaped = start >= 2 and text[start - 2] == "\\"
+        position = start
+        limit = min(len(text), start + _MAX_QUOTED)
+        while True:
+            position = text.find(opening, position, limit)
+            if position == -1:
+                break
+            backslash = text[position - 1] == "\\"
+            if escaped and backslash:
+                return max(end, position - 1)
+            if not escaped and not backslash:
+                return max(end, position)
+            position += 1
+    delimiter = _UNQUOTED_END.search(text, end)
+    return delimiter.start() if delimiter is not None else len(text)

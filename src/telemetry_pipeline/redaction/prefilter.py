@@ -118,8 +118,8 @@ LOOSE_PATTERNS: dict[Detector, bytes] = {
     # Anchored by its word, so it keeps Unicode digits itself.
     Detector.GENERIC_SECRET: (
         b"(?:" + _SECRET_WORDS.encode() + b")s?"
-        + _DIGIT + rb"{0,3}(?:[ \t]+[A-Za-z]" + _WORD + rb"{0,11})?(?:['\"]|" + _SPACE + rb"){0,3}"
-        + _ASSIGNMENT + rb"[`'\" \t=]{0,5}(?:\\n|\n)?[ \t]{0,8}(?:[.=+/~-]|" + _WORD + rb"){3}"
+        + _DIGIT + rb"{0,3}(?:[ \t]+[A-Za-z]" + _WORD + rb"{0,11})?(?:['\"\\]|" + _SPACE + rb"){0,4}"
+        + _ASSIGNMENT + rb"[`'\" \t=\\]{0,6}(?:\\n|\n)?[ \t]{0,8}(?:[.=+/~-]|" + _WORD + rb")"
     ),
     Detector.EMAIL: rb"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z0-9-]",
     Detector.IPV6: rb"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
