@@ -178,6 +178,11 @@ def _uk_nino(text: str) -> bool:
     return _compact(text)[:2] not in _UK_NINO_BAD_PREFIXES
 
 
+def _uk_plate(text: str) -> bool:
+    """In lower case only with a space ("aa02 aaa"): "mx64-uwp" is a build name."""
+    return text.isupper() or " " in text
+
+
 def _upper_or_long(text: str) -> bool:
     """Plates in lower case only with three letters ("34 abc 1234"): "10 of 200" is prose."""
     letters = [char for char in text if char.isalpha()]
@@ -265,7 +270,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("uk_vehicle_registration", Region.UK,
            f"{_i('a-hj-pr-y')}{_i('a-hj-pr-z')}(?:0[2-9]|[12][0-9]|5[1-9]|[67][0-9])"
            f"[ -]?{_i('a-hj-pr-z')}{{3}}",
-           _format_only),
+           _uk_plate),
     # United States
     Family("us_itin", Region.US,
            "9[0-9]{2}-?(?:5[0-9]|6[0-5]|7[0-9]|8[0-8]|9[0-24-9])-?[0-9]{4}",
@@ -329,9 +334,14 @@ def is_epoch_time(digits: str) -> bool:
 PUBLISHED_EXAMPLES = frozenset({"078051120", "219099999", "457555462"})
 
 
+_COUNTING = "01234567890123456789"
+
+
 def is_placeholder(digits: str) -> bool:
-    """One digit repeated ("000000000") or a published example: a filler, not a number."""
-    return len(set(digits)) == 1 or digits in PUBLISHED_EXAMPLES
+    """One digit repeated ("000000000"), counting up from 0 or 1 ("0123456789") or a published
+    example: a filler, not a number."""
+    counting = digits[0] in "01" and digits in _COUNTING
+    return len(set(digits)) == 1 or counting or digits in PUBLISHED_EXAMPLES
 
 
 class NationalIds:

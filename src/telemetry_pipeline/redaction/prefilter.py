@@ -36,6 +36,7 @@ import hyperscan
 from telemetry_pipeline.redaction.config import RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector
 from telemetry_pipeline.redaction.national_ids import loose_shapes
+from telemetry_pipeline.redaction.service_tokens import loose_patterns
 
 # Any non-ASCII character (upb has checked that strings are UTF-8).
 _NON_ASCII = rb"[\xc2-\xf4][\x80-\xbf]{1,3}"
@@ -118,8 +119,8 @@ LOOSE_PATTERNS: dict[Detector, bytes] = {
     # Anchored by its word, so it keeps Unicode digits itself.
     Detector.GENERIC_SECRET: (
         b"(?:" + _SECRET_WORDS.encode() + b")s?"
-        + _DIGIT + rb"{0,3}(?:[ \t]+[A-Za-z]" + _WORD + rb"{0,11})?(?:['\"]|" + _SPACE + rb"){0,3}"
-        + _ASSIGNMENT + rb"[`'\" \t=]{0,5}(?:\\n|\n)?[ \t]{0,8}(?:[.=+/~-]|" + _WORD + rb"){3}"
+        + _DIGIT + rb"{0,3}(?:[ \t]+[A-Za-z]" + _WORD + rb"{0,11})?(?:['\"\\]|" + _SPACE + rb"){0,4}"
+        + _ASSIGNMENT + rb"[`'\" \t=\\]{0,6}(?:\\n|\n)?[ \t]{0,8}(?:[.=+/~-]|" + _WORD + rb")"
     ),
     Detector.EMAIL: rb"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z0-9-]",
     Detector.IPV6: rb"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
@@ -246,6 +247,7 @@ class Prefilter:
                 offsets[index] = [(end - 1, pattern >= first_key_id)]
 
         self._database.scan(payload, match_event_handler=collect)
+        _service_token_database().scan(payload, match_event_handler=collect)  # value hits only
         whole = {index for index, count in containers.items() if count >= self._max_depth}
         hits: list[list[tuple[int, RecordParts | None]]] = [[] for _ in records_per_scope]
         first_of_scope = [0]
@@ -339,6 +341,19 @@ def _database(key_patterns: tuple[tuple[bytes, int], ...]) -> tuple[hyperscan.Da
         ids=list(range(len(patterns))), elements=len(patterns),
     )
     return database, first_key_id
+
+
+@functools.cache
+def _service_token_database() -> hyperscan.Database:
+    """gitleaks' rules (service_tokens.py), compiled once per process in Hyperscan's prefilter mode
+    (a superset of each rule's matches): ids from _FIRST_VALUE_ID, below every key id."""
+    patterns = loose_patterns()
+    database = hyperscan.Database()
+    database.compile(
+        expressions=patterns, flags=[hyperscan.HS_FLAG_PREFILTER] * len(patterns),
+        ids=[_FIRST_VALUE_ID] * len(patterns), elements=len(patterns),
+    )
+    return database
 
 
 def _phrase_words(phrase: str) -> list[str]:
