@@ -127,12 +127,18 @@ class Core:
         self._span_sources = dict(caught_up)
 
     def _spans_progress(self) -> SpansProgress:
-        behind = [source for source, caught_up in self._span_sources.items() if not caught_up]
-        if not behind:
+        if all(self._span_sources.values()):
             return NO_BACKLOG
-        if any(source not in self._spans_read_to for source in behind):
-            return SpansProgress(backlog=True)  # nothing read yet from one with a backlog
-        return SpansProgress(backlog=True, read_to_ms=min(self._spans_read_to[source] for source in behind))
+        # The slowest of all spans partitions with data, not only of those behind: whether one is
+        # caught up is known as of the shell's last look, and a root may have arrived in it since.
+        read_to = []
+        for source, caught_up in self._span_sources.items():
+            newest = self._spans_read_to.get(source)
+            if newest is None and not caught_up:
+                return SpansProgress(backlog=True)  # nothing read yet from one with a backlog
+            if newest is not None:
+                read_to.append(newest)
+        return SpansProgress(backlog=True, read_to_ms=min(read_to, default=None))
 
     def learn(self, records: Iterable[InputRecord], now_ms: int) -> None:
         """Harvest trace context only (replay's first pass over its whole input)."""

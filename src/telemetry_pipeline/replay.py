@@ -39,6 +39,7 @@ class ReplaySummary:
     written: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
     snapshots: int = 0
+    late_dropped: dict[str, int] = field(default_factory=dict)  # SLI buckets dropped as late, per file
 
 
 def run_replay(config: PipelineConfig, inputs: list[Path], out_dir: Path) -> ReplaySummary:
@@ -72,6 +73,7 @@ def run_replay(config: PipelineConfig, inputs: list[Path], out_dir: Path) -> Rep
                 analysis.set_sources(caught_up)
             _write_snapshots(analysis.advance().snapshots, files[SLI_FILE], summary)
         _write_snapshots(analysis.flush().snapshots, files[SLI_FILE], summary)
+    summary.late_dropped = analysis.late_dropped_by_source()
     return summary
 
 

@@ -38,8 +38,8 @@ class _Held(Generic[Item]):
 @dataclass(frozen=True, slots=True)
 class SpansProgress:
     """Where the spans input is. `backlog`: some spans partition has records still to read;
-    `read_to_ms`: then, the newest span event time read from the slowest of those (None: nothing
-    read from one of them yet)."""
+    `read_to_ms`: then, the newest span event time read from the slowest partition (None: nothing
+    read yet from one with a backlog)."""
 
     backlog: bool = False
     read_to_ms: int | None = None
