@@ -101,7 +101,11 @@ def _replay(args: argparse.Namespace) -> int:
     _writable_folder(args.out)
     summary = run_replay(_load(args), args.inputs, args.out)
     written = ", ".join(f"{name}: {count}" for name, count in sorted(summary.written.items()))
-    print(f"{summary.lines} lines in; {written}; sli snapshots: {summary.snapshots}; dlq: {summary.rejected}")
+    late = sum(summary.late_dropped.values())
+    print(
+        f"{summary.lines} lines in; {written}; sli snapshots: {summary.snapshots}; dlq: {summary.rejected}; "
+        f"sli buckets dropped as late: {late}"
+    )
     return 0
 
 

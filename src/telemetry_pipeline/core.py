@@ -14,6 +14,7 @@ from typing import Any
 
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.enrichment import Enricher, HoldBuffer, UserDirectory
+from telemetry_pipeline.enrichment.hold import NO_BACKLOG, SpansProgress
 from telemetry_pipeline.otlp import (
     DecodeError,
     Encoding,
@@ -79,6 +80,7 @@ class _Decoded:
     message: Message
     # service -> newest event time (ms) of its items here, for the redaction notes of this message
     times: dict[str, int] = field(default_factory=dict)
+    event_ms: int | None = None  # newest event time in the message (from its SLI partials)
 
 
 OTHER_SERVICE = "other"
@@ -149,6 +151,29 @@ class Core:
         self.stats = CoreStats(redactions=ServiceCounts(config.worker.metrics_max_services))
         self._max_message_bytes = config.kafka.max_message_bytes
         self._redact_dlq = config.dlq.redact_decodable
+        # The spans input as the shell reads it: per partition whether it is caught up (the shell
+        # says), and the newest span event time read from it (seen here).
+        self._span_sources: dict[str, bool] = {}
+        self._spans_read_to: dict[str, int] = {}
+
+    def set_span_sources(self, caught_up: Mapping[str, bool]) -> None:
+        """The spans partitions the shell reads, each with whether it is caught up: held messages
+        wait for the ones with a backlog to pass their event time (`HoldBuffer`)."""
+        self._span_sources = dict(caught_up)
+
+    def _spans_progress(self) -> SpansProgress:
+        if all(self._span_sources.values()):
+            return NO_BACKLOG
+        # The slowest of all spans partitions with data, not only of those behind: whether one is
+        # caught up is known as of the shell's last look, and a root may have arrived in it since.
+        read_to = []
+        for source, caught_up in self._span_sources.items():
+            newest = self._spans_read_to.get(source)
+            if newest is None and not caught_up:
+                return SpansProgress(backlog=True)  # nothing read yet from one with a backlog
+            if newest is not None:
+                read_to.append(newest)
+        return SpansProgress(backlog=True, read_to_ms=min(read_to, default=None))
 
     def learn(self, records: Iterable[InputRecord], now_ms: int) -> None:
         """Harvest trace context only (replay's first pass over its whole input)."""
@@ -164,14 +189,15 @@ class Core:
         for item in decoded:
             self.enricher.learn(item.signal, item.message, now_ms)
         # Held messages first: the batch just learned may carry the context they waited for.
-        for item in [*self.held.take_ready(now_ms, self.enricher), *decoded]:
+        for item in [*self.held.take_ready(now_ms, self.enricher, spans=self._spans_progress()), *decoded]:
             self._finish(item, now_ms, final, result)
         return result
 
     def release(self, now_ms: int, *, everything: bool = False) -> CoreResult:
         """Send out held messages whose grace period is over (or all of them, at shutdown)."""
         result = CoreResult()
-        for item in self.held.take_ready(now_ms, self.enricher, everything=everything):
+        spans = self._spans_progress()
+        for item in self.held.take_ready(now_ms, self.enricher, spans=spans, everything=everything):
             self._finish(item, now_ms, True, result)
         return result
 
@@ -211,6 +237,11 @@ class Core:
         for partial in partials:
             partial.source, partial.offset = item.record.source, item.record.position
             item.times[partial.service] = partial.max_time_ms
+        if partials:
+            item.event_ms = max(partial.max_time_ms for partial in partials)
+            if item.signal is Signal.TRACES:
+                source, read_to = item.record.source, self._spans_read_to
+                read_to[source] = max(read_to.get(source, item.event_ms), item.event_ms)
         result.partials.extend(partials)
         return True
 
@@ -218,7 +249,7 @@ class Core:
         stage = "enrich"
         try:
             if not self.enricher.enrich(item.signal, item.message, final=final, payload=item.record.value):
-                self.held.hold(item, now_ms)
+                self.held.hold(item, now_ms, event_ms=item.event_ms, size=len(item.record.value))
                 return
             stage = "redact"
             payload = item.record.value if item.encoding is Encoding.PROTO and self._prefilter_input else None

@@ -18,6 +18,7 @@ from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
 from faust.types import TP, EventT, StreamT
 
+from telemetry_pipeline.analysis import Analysis
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
@@ -26,14 +27,7 @@ from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.kafka.connection import faust_credentials
 from telemetry_pipeline.otlp import Signal
-from telemetry_pipeline.sli import (
-    PartialsError,
-    SliEngine,
-    SliPartial,
-    decode_partials,
-    duration_ms,
-    encode_partials,
-)
+from telemetry_pipeline.sli import PartialsError, SliPartial, decode_partials, duration_ms, encode_partials
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +131,8 @@ def create_app(config: PipelineConfig) -> faust.App:
     @sli_state.on_recover
     async def adopt_sli_services() -> None:
         """After every rebalance: the engine drops services that moved away, loads those that came."""
-        if shell.engine_ready():
-            shell.engine().adopt(shell.owns_service)
+        if shell.analysis_ready():
+            shell.analysis().adopt(shell.owns_service)
 
     @trace_context.on_recover
     async def reindex_trace_context() -> None:
@@ -172,21 +166,32 @@ def create_app(config: PipelineConfig) -> faust.App:
                     rejected.finished.append(record)
                     continue
                 shell.sli_unacked.append((stream, event))
-            shell.engine().add(partials, wall_ms=now)
+            shell.analysis().add(partials, wall_ms=now)
+            shell.sources.processed(events)
             await shell.emit(rejected, delivery)
             await shell.advance_sli(delivery, now)
             shell.last_partial_ms = now
 
     @app.timer(interval=worker.tick_interval_s)
     async def tick() -> None:
-        """Release held messages whose grace is over; let an idle input move the SLI watermark."""
+        """Tell the cores which input partitions are caught up; release held messages the spans'
+        progress (or, with no backlog, the grace) lets go; let an idle input move the SLI watermark."""
         delivery = shell.tick_delivery
         now = _now_ms()
+        inputs_done, partials_done = await shell.sources.caught_up()
         if shell.core_ready():
+            spans = topics.input(Signal.TRACES) + "["
+            shell.core().set_span_sources({s: done for s, done in inputs_done.items() if s.startswith(spans)})
             await shell.emit(shell.core().release(now), delivery)
-        if shell.engine_ready():
-            idle = now - shell.last_partial_ms > shell.idle_after_ms
-            await shell.advance_sli(delivery, now, idle_now_ms=now if idle else None)
+        if shell.analysis_ready():
+            analysis = shell.analysis()
+            # An input partition is caught up for the SLIs once its partials are applied too.
+            caught_up = {source: done and partials_done for source, done in inputs_done.items()}
+            analysis.set_sources(caught_up, wall_ms=now)
+            # Wall time moves the watermark only once every input is read to its end and quiet: with
+            # lag, the data still to come decides.
+            idle = all(caught_up.values()) and now - shell.last_partial_ms > shell.idle_after_ms
+            await shell.advance_sli(delivery, now, idle=idle)
         metrics.observe(shell)
 
     for follower in shell.followers:
@@ -213,6 +218,7 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             records = [_input_record(signal, stream, event) for event in events]
             await shell.emit(shell.core().process(records, _now_ms()), delivery)
+            shell.sources.processed(events)  # their partials are delivered: the SLI side may wait for them
 
     ingest.__name__ = f"ingest_{signal}"
     app.agent(topic, name=f"ingest-{signal}")(ingest)
@@ -231,7 +237,7 @@ def _input_record(signal: Signal | None, stream: StreamT, event: EventT) -> Inpu
 
 
 class _Shell:
-    """What the agents share: the core (built after table recovery), the SLI engine, outputs."""
+    """What the agents share: the core and the analysis (built after table recovery), outputs."""
 
     def __init__(self, app, config, trace_context, sli_state, users, services, metrics) -> None:
         self._app = app
@@ -241,9 +247,10 @@ class _Shell:
         self._users = users
         self._services = services
         self._core: Core | None = None
-        self._engine: SliEngine | None = None
+        self._analysis: Analysis | None = None
         self.metrics = metrics
-        self.last_partial_ms = self.last_persist_ms = _now_ms()
+        self.last_partial_ms = _now_ms()
+        self.sources = _Sources(app, config)
         self.idle_after_ms = duration_ms(config.sli.idle_after)
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self.tick_delivery = self.delivery()
@@ -281,11 +288,16 @@ class _Shell:
     def core_ready(self) -> bool:
         return self._core is not None
 
-    def engine(self) -> SliEngine:
-        if self._engine is None:
-            self._engine = SliEngine(self.config.sli, self.core().slos, self._sli_state)
-            self._engine.adopt(self.owns_service)
-        return self._engine
+    def analysis(self) -> Analysis:
+        if self._analysis is None:
+            self._analysis = Analysis(
+                self.config,
+                services=self._services,
+                store=self._sli_state,
+                persist_interval_ms=int(self.config.worker.sli_persist_interval_s * 1000),
+            )
+            self._analysis.adopt(self.owns_service)
+        return self._analysis
 
     def owns_service(self, service: str) -> bool:
         """Whether the service's `sli-partials` partition (murmur2 of its name, as the producers and
@@ -294,24 +306,19 @@ class _Shell:
         partition = key_partition(service, self.config.worker.table_partitions)
         return TP(self.config.topics.sli_partials, partition) in self._app.consumer.assignment()
 
-    def engine_ready(self) -> bool:
-        return self._engine is not None
+    def analysis_ready(self) -> bool:
+        return self._analysis is not None
 
-    async def advance_sli(self, delivery: Delivery, now_ms: int, idle_now_ms: int | None = None) -> None:
-        """Evaluate the steps the watermark passed and send their snapshots; persist the engine's
-        state after a step, or when the last write is `sli_persist_interval_s` old, then acknowledge
-        the partials it holds."""
-        engine = self.engine()
-        snapshots = engine.advance(idle_now_ms=idle_now_ms)
-        due = now_ms - self.last_persist_ms >= self.config.worker.sli_persist_interval_s * 1000
+    async def advance_sli(self, delivery: Delivery, now_ms: int, *, idle: bool = False) -> None:
+        """Evaluate the steps the watermark passed and send their snapshots; once the analysis has
+        persisted its state (its policy), acknowledge the partials it holds."""
+        step = self.analysis().advance(now_ms, idle=idle)
         unacked: list[tuple[StreamT, EventT]] = []
-        if snapshots or (due and self.sli_unacked):
-            engine.persist()
-            self.last_persist_ms = now_ms
+        if step.persisted:
             unacked, self.sli_unacked = self.sli_unacked, []
         # Snapshots go out after the state that produced them is written: a restart re-evaluates
         # nothing it has already sent (a crash in between sends those steps again, identical).
-        await delivery.send(self.snapshot_records(snapshots))
+        await delivery.send(self.snapshot_records(step.snapshots))
         for stream, event in unacked:
             await stream.ack(event)
 
@@ -347,6 +354,52 @@ class _Shell:
     def snapshot_records(self, snapshots: Iterable) -> list[OutboundRecord]:
         topic = self.config.topics.sli
         return [OutboundRecord(topic, s.service.encode(), s.to_json_bytes()) for s in snapshots]
+
+
+class _Sources:
+    """Which of this worker's input partitions (the three signals' topics) are caught up, for the
+    watermark and the enrichment hold. A partition is caught up when every record before its end
+    offset is processed, and, for the SLIs, its partials have reached the engine: every assigned
+    `sli-partials` partition is processed to the end offset it had after that. Processed means by
+    the agents (not merely fetched), counting from the committed offset at start."""
+
+    def __init__(self, app: faust.App, config: PipelineConfig) -> None:
+        self._app = app
+        self._inputs = {config.topics.input(signal) for signal in Signal}
+        self._partials_topic = config.topics.sli_partials
+        self._next: dict[TP, int] = {}  # per partition: the offset after the last one processed
+        self._last: dict[str, bool] = {}
+        self._last_partials_done = False
+
+    def processed(self, events: Iterable[EventT]) -> None:
+        for event in events:
+            message = event.message
+            tp = message.tp
+            self._next[tp] = max(self._next.get(tp, 0), message.offset + 1)
+
+    async def caught_up(self) -> tuple[dict[str, bool], bool]:
+        """Per assigned input partition ("topic[partition]"), whether it is processed to its end; and
+        whether the `sli-partials` partitions are, after that. On a broker error, the last answer (a
+        stale answer only holds the watermark or a message longer)."""
+        consumer = self._app.consumer
+        assigned = consumer.assignment()
+        inputs = sorted(tp for tp in assigned if tp.topic in self._inputs)
+        partials = sorted(tp for tp in assigned if tp.topic == self._partials_topic)
+        processed = {tp: self._processed(tp) for tp in inputs}  # before the end offsets are read
+        try:
+            ends = await consumer.highwaters(*inputs)
+            partial_ends = await consumer.highwaters(*partials)
+        except Exception as exc:  # the broker is away: keep the last answer
+            log.warning("end offsets not read (%s); input progress unchanged", type(exc).__name__)
+            return self._last, self._last_partials_done
+        partials_done = all(self._processed(tp) >= partial_ends.get(tp, 0) for tp in partials)
+        self._last = {f"{tp.topic}[{tp.partition}]": processed[tp] >= ends.get(tp, 0) for tp in inputs}
+        self._last_partials_done = partials_done
+        return self._last, partials_done
+
+    def _processed(self, tp: TP) -> int:
+        committed = self._app.consumer._committed_offset.get(tp) or 0
+        return max(self._next.get(tp, 0), committed)
 
 
 def _headers_of(record: InputRecord) -> list[tuple[str, bytes]] | None:

@@ -198,7 +198,8 @@ class SliEngine:
                 self._raise_watermark(min(newest, wall))
                 snapshots = self._evaluate_until(self._watermark_ms)
             self._raise_watermark(wall)
-        return snapshots + self._evaluate_until(self._watermark_ms)
+            return snapshots + self._evaluate_until(self._watermark_ms, jump=True)
+        return self._evaluate_until(self._watermark_ms)
 
     def flush(self) -> list[SliSnapshot]:
         """End of input (replay): evaluate up to the newest event time, ignoring the lateness."""
@@ -266,7 +267,10 @@ class SliEngine:
         if watermark is None or state.evaluated_ms > watermark - watermark % self._step_ms:
             state.evaluated_ms = min(state.evaluated_ms, self._evaluation_start(bucket_start_ms))
 
-    def _evaluate_until(self, watermark_ms: int | None) -> list[SliSnapshot]:
+    def _evaluate_until(self, watermark_ms: int | None, *, jump: bool = False) -> list[SliSnapshot]:
+        """Every step up to the watermark's, for every service. With `jump` (a wall-clock move), a
+        service more than `max_catch_up` behind jumps ahead; a move by data never skips a step, so
+        the steps emitted do not depend on how far the watermark moved at once."""
         if watermark_ms is None:
             return []
         target = watermark_ms - watermark_ms % self._step_ms
@@ -279,7 +283,7 @@ class SliEngine:
         floor -= floor % self._step_ms
         for state in pending:
             self._dirty.add(state.service)
-            if state.evaluated_ms < floor:
+            if jump and state.evaluated_ms < floor:
                 roll(state.tiers, self._shape, floor)  # one jump, same result
                 self._stats.steps_skipped += (floor - state.evaluated_ms) // self._step_ms
                 state.evaluated_ms = floor
