@@ -87,8 +87,15 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
 
 def _worker(args: argparse.Namespace) -> int:
     from telemetry_pipeline.app import run_worker
+    from telemetry_pipeline.app.startup import BrokerUnreachable, await_broker
 
-    run_worker(_load(args), loglevel=args.loglevel)
+    config = _load(args)
+    try:
+        await_broker(config.kafka, config.worker.startup_timeout_s)
+    except BrokerUnreachable as exc:
+        print(f"telemetry-pipeline: {exc}", file=sys.stderr)
+        return 1
+    run_worker(config, loglevel=args.loglevel)
     return 0
 
 

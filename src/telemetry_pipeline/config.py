@@ -166,6 +166,10 @@ class WorkerConfig(_Section):
     delivery_timeout_s: float = Field(30.0, gt=0)
     # How long the ingest agents wait at start for the context topics to be read to their end.
     context_wait_s: float = Field(30.0, ge=0)
+    # How long the worker waits for the broker at start (retrying with backoff) before it gives up.
+    startup_timeout_s: float = Field(60.0, ge=0)
+    # Repeated client warnings and errors (a broker outage) are logged once, then counted per interval.
+    log_repeat_interval_s: float = Field(10.0, gt=0)
 
 
 class DlqConfig(_Section):

@@ -19,9 +19,12 @@ from faust.serializers import codecs
 from faust.types import TP, EventT, StreamT
 
 from telemetry_pipeline.analysis import Analysis
+from telemetry_pipeline.app import lograte
+from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
+from telemetry_pipeline.app.tables import await_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory
@@ -154,6 +157,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         the table (at an evaluation step, or every `sli_persist_interval_s`); what a restart reads
         again, the engine recognises by source offset and skips."""
         delivery = shell.delivery()
+        await shell.start_agent(stream)
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             now = _now_ms()
             partials, rejected = [], CoreResult()
@@ -214,10 +218,25 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
 
     async def ingest(stream: StreamT) -> None:
         delivery = shell.delivery()
+        await shell.start_agent(stream)
         await shell.context_loaded()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             records = [_input_record(signal, stream, event) for event in events]
-            await shell.emit(shell.core().process(records, _now_ms()), delivery)
+            try:
+                await shell.emit(shell.core().process(records, _now_ms()), delivery)
+            except Exception as exc:
+                # A crashed agent is restarted on the same stream with its batch gone (see
+                # app/commits.py): the batch goes to the DLQ instead, and the partition moves on.
+                log.error(
+                    "ingest-%s: %s on a batch of %d records; sending them to the DLQ",
+                    signal,
+                    type(exc).__name__,
+                    len(records),
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                reason = f"internal: {type(exc).__name__} while processing"
+                rejected = CoreResult(dlq=[DlqRecord(reason, r) for r in records], finished=records)
+                await shell.emit(rejected, delivery)
             shell.sources.processed(events)  # their partials are delivered: the SLI side may wait for them
 
     ingest.__name__ = f"ingest_{signal}"
@@ -254,6 +273,8 @@ class _Shell:
         self.idle_after_ms = duration_ms(config.sli.idle_after)
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self.tick_delivery = self.delivery()
+        self.commit_guard = CommitGuard()
+        self._guard_installed = False
         kafka, context = config.kafka, config.context
         self.followers = [
             CompactedTopicFollower(kafka, context.user_context_topic, users.update),
@@ -272,6 +293,15 @@ class _Shell:
                 "context topics not loaded after %ss; enriching with what is there",
                 self.config.worker.context_wait_s,
             )
+
+    async def start_agent(self, stream: StreamT) -> None:
+        """Before an agent takes input: its records are held until our code releases them
+        (app/commits.py), and the tables can be written (app/tables.py)."""
+        if not self._guard_installed:
+            self.commit_guard.install(self._app.consumer)
+            self._guard_installed = True
+        self.commit_guard.watch(stream)
+        await await_changelog_metadata(self._app, (self._trace_context, self._sli_state))
 
     def delivery(self) -> Delivery:
         return Delivery(self.config.kafka.producer_config(), self.config.worker.delivery_timeout_s)
@@ -320,25 +350,24 @@ class _Shell:
         # nothing it has already sent (a crash in between sends those steps again, identical).
         await delivery.send(self.snapshot_records(step.snapshots))
         for stream, event in unacked:
-            await stream.ack(event)
+            await self.commit_guard.release(stream, event)
 
     async def emit(self, result: CoreResult, delivery: Delivery) -> None:
         topics = self.config.topics
         outbound: list[OutboundRecord] = []
         for clean in result.clean:
             headers = _headers_of(clean.origin)
-            outbound.append(OutboundRecord(topics.clean(clean.signal), clean.key, clean.value, headers))
+            outbound.append(
+                OutboundRecord(
+                    topics.clean(clean.signal),
+                    clean.key,
+                    clean.value,
+                    headers,
+                    if_too_large=self.dlq_record(clean.origin, "output too large", omit_value=True),
+                )
+            )
         for rejected in result.dlq:
-            origin = rejected.origin
-            topic, partition, offset = _coordinates(origin)
-            headers = [
-                *(_headers_of(origin) or []),
-                ("error", rejected.reason.encode()),
-                ("source.topic", topic.encode()),
-                ("source.partition", str(partition).encode()),
-                ("source.offset", str(offset).encode()),
-            ]
-            outbound.append(OutboundRecord(topics.dlq, origin.key, origin.value, headers))
+            outbound.append(self.dlq_record(rejected.origin, rejected.reason))
         by_service: dict[str, list[SliPartial]] = {}
         for partial in result.partials:
             by_service.setdefault(partial.service, []).append(partial)
@@ -348,8 +377,35 @@ class _Shell:
             await delivery.send(outbound)
         for record in result.finished:
             stream, event = record.ref
-            await stream.ack(event)
+            await self.commit_guard.release(stream, event)
         self.metrics.count(result)
+
+    def dlq_record(self, origin: InputRecord, reason: str, omit_value: bool = False) -> OutboundRecord:
+        """The input unchanged, with the reason and its source in headers. Too large for the DLQ (or
+        `omit_value`), it goes as a reference: no value, its size in `value.omitted.bytes`, so an
+        operator finds the original at source.topic/partition/offset while the input topic retains it."""
+        topic, partition, offset = _coordinates(origin)
+        headers = [
+            *(_headers_of(origin) or []),
+            ("source.topic", topic.encode()),
+            ("source.partition", str(partition).encode()),
+            ("source.offset", str(offset).encode()),
+        ]
+        dlq = self.config.topics.dlq
+        reference = OutboundRecord(
+            dlq,
+            origin.key,
+            b"",
+            [
+                *headers,
+                ("error", f"{reason}; the value ({len(origin.value)} bytes) is too large, left out".encode()),
+                ("value.omitted.bytes", str(len(origin.value)).encode()),
+            ],
+        )
+        if omit_value:
+            return reference
+        headers.append(("error", reason.encode()))
+        return OutboundRecord(dlq, origin.key, origin.value, headers, if_too_large=reference)
 
     def snapshot_records(self, snapshots: Iterable) -> list[OutboundRecord]:
         topic = self.config.topics.sli
@@ -424,4 +480,9 @@ def run_worker(config: PipelineConfig, loglevel: str = "info") -> None:
     quiet_level = max(logging.getLevelNamesMapping()[loglevel.upper()], logging.INFO)
     for noisy in ("aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(quiet_level)
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    class _Worker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            lograte.install(config.worker.log_repeat_interval_s)
+
+    _Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
