@@ -202,8 +202,8 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     if path is not None:
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {_file_problem(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded or {}
@@ -213,6 +213,17 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, overridden)) from None
+
+
+def _file_problem(exc: Exception) -> str:
+    """What is wrong with the file, and where; never its text (PyYAML's messages quote the line,
+    which may hold a secret)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"YAML: {exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return f"not valid {'UTF-8' if isinstance(exc, UnicodeDecodeError) else 'YAML'}"
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
