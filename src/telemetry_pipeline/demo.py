@@ -10,6 +10,7 @@ stops what it started, load first, and removes what it wrote.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,7 @@ from telemetry_pipeline.sli.config import duration_ms
 EVENT_SPAN = timedelta(minutes=30)
 SHOWN_WINDOW = "5m"
 LOG_TAIL_LINES = 15
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
 # After the load: how long to wait for the snapshots of its last minutes beyond the SLI stage's own
 # idle time (the worker evaluates them once its input has been idle that long).
 FINAL_SNAPSHOTS_GRACE_S = 90.0
@@ -186,7 +188,8 @@ class _Processes:
 def _tail(path: Path) -> str:
     """The log's first error (often the cause; what follows is the shutdown) and its last lines."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        # Without the terminal control sequences Faust writes (its spinner), which would garble ours.
+        lines = _CONTROL.sub("", path.read_text(errors="replace")).splitlines()
     except OSError:
         return f"; its log {path} cannot be read"
     first_error = next((line for line in lines if "ERROR" in line), None)
