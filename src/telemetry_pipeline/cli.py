@@ -87,8 +87,15 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
 
 def _worker(args: argparse.Namespace) -> int:
     from telemetry_pipeline.app import run_worker
+    from telemetry_pipeline.app.startup import BrokerUnreachable, await_broker
 
-    run_worker(_load(args), loglevel=args.loglevel)
+    config = _load(args)
+    try:
+        await_broker(config.kafka, config.worker.startup_timeout_s)
+    except BrokerUnreachable as exc:
+        print(f"telemetry-pipeline: {exc}", file=sys.stderr)
+        return 1
+    run_worker(config, loglevel=args.loglevel)
     return 0
 
 
@@ -101,7 +108,11 @@ def _replay(args: argparse.Namespace) -> int:
     _writable_folder(args.out)
     summary = run_replay(_load(args), args.inputs, args.out)
     written = ", ".join(f"{name}: {count}" for name, count in sorted(summary.written.items()))
-    print(f"{summary.lines} lines in; {written}; sli snapshots: {summary.snapshots}; dlq: {summary.rejected}")
+    late = sum(summary.late_dropped.values())
+    print(
+        f"{summary.lines} lines in; {written}; sli snapshots: {summary.snapshots}; dlq: {summary.rejected}; "
+        f"sli buckets dropped as late: {late}"
+    )
     return 0
 
 

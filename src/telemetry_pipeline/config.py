@@ -18,12 +18,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from telemetry_pipeline.detection.config import DetectionConfig, MaintenanceWindow
 from telemetry_pipeline.enrichment.config import ContextConfig, EnrichmentConfig
 from telemetry_pipeline.otlp import Encoding, Signal
 from telemetry_pipeline.redaction.config import RedactionConfig
 from telemetry_pipeline.sli.config import SliConfig, SloConfig, SloDefaults
 
 ENV_PREFIX = "TP_"
+HEADERS_ROOM_BYTES = 65_536
 
 
 class _Section(BaseModel):
@@ -31,28 +33,72 @@ class _Section(BaseModel):
 
 
 class KafkaConfig(_Section):
+    """How every client connects (translated per library in `kafka/connection.py`). Secrets, the
+    SASL password and the TLS key's password, only from the environment or a file; never logged."""
+
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    # TLS (SSL, SASL_SSL): the CAs that signed the brokers' certificates (default: the system's),
+    # and a client certificate and key (PEM) for mutual TLS.
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
     # Throughput over latency for the outputs: the producer defaults (linger 0, 16 KB batches,
     # no compression) cost most of the pipeline's speed (FAUST-NOTES, Transports).
     producer_linger_ms: int = Field(20, ge=0)
     producer_batch_bytes: int = Field(1_048_576, gt=0)
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    # The largest record (key + value) the worker writes; librdkafka's default, under the broker's.
+    # A clean record that would be larger goes to the DLQ, and a DLQ record larger than this is
+    # written without its payload (the headers name the input's offset), so one huge message can
+    # neither stall a partition nor fail a batch.
+    max_message_bytes: int = Field(1_000_000, ge=1024)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaConfig:
+        # Messages name fields only: the values may be secret.
+        protocol = self.security_protocol
+        if protocol.startswith("SASL_"):
+            for name in ("sasl_mechanism", "sasl_username"):
+                if not getattr(self, name):
+                    raise ValueError(f"kafka.{name} is required with security_protocol {protocol}")
+            if (self.sasl_password is None) == (self.sasl_password_file is None):
+                raise ValueError(f"set one of kafka.sasl_password, kafka.sasl_password_file with {protocol}")
+            self.sasl_password_value()
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password or self.sasl_password_file:
+            raise ValueError(f"kafka.sasl_* settings need a SASL security_protocol, not {protocol}")
+        tls_files = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
+                     "ssl_keyfile": self.ssl_keyfile}
+        if not protocol.endswith("SSL") and (any(tls_files.values()) or self.ssl_key_password):
+            raise ValueError(f"kafka.ssl_* settings need security_protocol SSL or SASL_SSL, not {protocol}")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("kafka.ssl_keyfile needs kafka.ssl_certfile")
+        for name, path in tls_files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"kafka.{name}: no such file")
+        return self
+
+    def sasl_password_value(self) -> str | None:
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is None:
+            return None
+        try:
+            return self.sasl_password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise ValueError("kafka.sasl_password_file: cannot read the file") from None
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka settings shared by every confluent-kafka client we create."""
-        conf: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "security.protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            conf["sasl.mechanism"] = self.sasl_mechanism
-            conf["sasl.username"] = self.sasl_username or ""
-            conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
-        return conf
+        from telemetry_pipeline.kafka.connection import librdkafka_settings
+
+        return librdkafka_settings(self)
 
     def producer_config(self) -> dict[str, Any]:
         return {
@@ -60,6 +106,8 @@ class KafkaConfig(_Section):
             "linger.ms": self.producer_linger_ms,
             "batch.size": self.producer_batch_bytes,
             "compression.type": self.producer_compression,
+            # Room above max_message_bytes for the key and the DLQ's headers.
+            "message.max.bytes": self.max_message_bytes + HEADERS_ROOM_BYTES,
             "enable.idempotence": True,
             # Kafka's Java-compatible hash, the one Faust's tables use: a service's partials land
             # on the partition of its sli-state changelog, a trace's records on its context's.
@@ -109,12 +157,28 @@ class WorkerConfig(_Section):
     # Partitions of Faust's own tables; must equal the input topics' partitions (co-partitioning).
     table_partitions: int = Field(4, gt=0)
     metrics_port: int | None = Field(9464, description="Prometheus /metrics port; null to disable")
+    # Per-service counters (tp_redactions{service}) keep this many services by name; records of
+    # any further service, or of a name longer than 128 characters, count under "other".
+    metrics_max_services: int = Field(200, gt=0)
     # Loopback by default: /metrics is for a scraper on this host. A container needs 0.0.0.0 for its
     # published port to reach it (the Dockerfile sets it).
     metrics_host: str = "127.0.0.1"
     delivery_timeout_s: float = Field(30.0, gt=0)
     # How long the ingest agents wait at start for the context topics to be read to their end.
     context_wait_s: float = Field(30.0, ge=0)
+    # How long the worker waits for the broker at start (retrying with backoff) before it gives up.
+    startup_timeout_s: float = Field(60.0, ge=0)
+    # Repeated client warnings and errors (a broker outage) are logged once, then counted per interval.
+    log_repeat_interval_s: float = Field(10.0, gt=0)
+
+
+class DlqConfig(_Section):
+    """The DLQ holds raw input, so it needs the same ACLs as the input topics (docs/DESIGN.md)."""
+
+    # Records that decoded but were rejected later (enrichment, redaction, encoding, too large) go
+    # to the DLQ redacted, re-encoded as they came; when redaction itself failed, without payload.
+    # Undecodable input cannot be redacted and always goes as it came.
+    redact_decodable: bool = False
 
 
 class PipelineConfig(_Section):
@@ -123,17 +187,27 @@ class PipelineConfig(_Section):
     kafka: KafkaConfig = KafkaConfig()
     topics: TopicNames = TopicNames()
     worker: WorkerConfig = WorkerConfig()
+    dlq: DlqConfig = DlqConfig()
     redaction: RedactionConfig = RedactionConfig()
     enrichment: EnrichmentConfig = EnrichmentConfig()
     context: ContextConfig = ContextConfig()
     sli: SliConfig = SliConfig()
     slos: list[SloConfig] = []
     slo_defaults: SloDefaults = SloDefaults()
+    detection: DetectionConfig = DetectionConfig()
+    maintenance: list[MaintenanceWindow] = []
 
     @model_validator(mode="after")
     def _production_has_a_key(self) -> PipelineConfig:
         # Fails at start-up, naming the field, rather than at the first record.
         self.redaction.load_key(production=self.environment == "production")
+        return self
+
+    @model_validator(mode="after")
+    def _detection_windows_are_evaluated(self) -> PipelineConfig:
+        missing = self.detection.windows() - set(self.sli.windows)
+        if missing:
+            raise ValueError(f"detection reads SLI windows that sli.windows lacks: {sorted(missing)}")
         return self
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.enrichment import Enricher, HoldBuffer, UserDirectory
+from telemetry_pipeline.enrichment.hold import NO_BACKLOG, SpansProgress
 from telemetry_pipeline.otlp import (
     DecodeError,
     Encoding,
@@ -55,6 +56,9 @@ class CleanRecord:
 
 @dataclass(slots=True)
 class DlqRecord:
+    """`origin.value` is what the DLQ receives: the input bytes, their redacted form
+    (`dlq.redact_decodable`), or nothing when too large; `origin.ref` is the input's handle."""
+
     reason: str
     origin: InputRecord
 
@@ -74,6 +78,37 @@ class _Decoded:
     signal: Signal
     encoding: Encoding
     message: Message
+    # service -> newest event time (ms) of its items here, for the redaction notes of this message
+    times: dict[str, int] = field(default_factory=dict)
+    event_ms: int | None = None  # newest event time in the message (from its SLI partials)
+
+
+OTHER_SERVICE = "other"
+MAX_SERVICE_NAME_LENGTH = 128
+
+
+class ServiceCounts(Counter[tuple[str, str]]):
+    """(service, name) -> count for at most `max_services` services, the first seen; the others,
+    and names longer than MAX_SERVICE_NAME_LENGTH, count under OTHER_SERVICE. Records choose their
+    own `service.name`: unbounded, this map and the metric labels made from it would grow with
+    every name a client invents (DESIGN, bounded memory)."""
+
+    def __init__(self, max_services: int = 200) -> None:
+        super().__init__()
+        self.max_services = max_services
+        self._services: set[str] = set()
+
+    def add(self, counts: Mapping[tuple[str, str], int]) -> None:
+        for (service, name), count in counts.items():
+            self[self._label(service), name] += count
+
+    def _label(self, service: str) -> str:
+        if service in self._services:
+            return service
+        if len(self._services) < self.max_services and len(service) <= MAX_SERVICE_NAME_LENGTH:
+            self._services.add(service)
+            return service
+        return OTHER_SERVICE
 
 
 @dataclass
@@ -81,7 +116,7 @@ class CoreStats:
     records_in: Counter[str] = field(default_factory=Counter)  # per signal
     items_out: Counter[str] = field(default_factory=Counter)  # spans, log records, data points
     dlq: Counter[str] = field(default_factory=Counter)  # per stage that rejected
-    redactions: RedactionCounts = field(default_factory=RedactionCounts)
+    redactions: ServiceCounts = field(default_factory=ServiceCounts)
 
 
 class Core:
@@ -113,7 +148,32 @@ class Core:
         self._wall_clock = wall_clock
         self.aggregator = PartialAggregator(config.sli, self.slos)
         self.held = HoldBuffer(config.enrichment)
-        self.stats = CoreStats()
+        self.stats = CoreStats(redactions=ServiceCounts(config.worker.metrics_max_services))
+        self._max_message_bytes = config.kafka.max_message_bytes
+        self._redact_dlq = config.dlq.redact_decodable
+        # The spans input as the shell reads it: per partition whether it is caught up (the shell
+        # says), and the newest span event time read from it (seen here).
+        self._span_sources: dict[str, bool] = {}
+        self._spans_read_to: dict[str, int] = {}
+
+    def set_span_sources(self, caught_up: Mapping[str, bool]) -> None:
+        """The spans partitions the shell reads, each with whether it is caught up: held messages
+        wait for the ones with a backlog to pass their event time (`HoldBuffer`)."""
+        self._span_sources = dict(caught_up)
+
+    def _spans_progress(self) -> SpansProgress:
+        if all(self._span_sources.values()):
+            return NO_BACKLOG
+        # The slowest of all spans partitions with data, not only of those behind: whether one is
+        # caught up is known as of the shell's last look, and a root may have arrived in it since.
+        read_to = []
+        for source, caught_up in self._span_sources.items():
+            newest = self._spans_read_to.get(source)
+            if newest is None and not caught_up:
+                return SpansProgress(backlog=True)  # nothing read yet from one with a backlog
+            if newest is not None:
+                read_to.append(newest)
+        return SpansProgress(backlog=True, read_to_ms=min(read_to, default=None))
 
     def learn(self, records: Iterable[InputRecord], now_ms: int) -> None:
         """Harvest trace context only (replay's first pass over its whole input)."""
@@ -129,14 +189,15 @@ class Core:
         for item in decoded:
             self.enricher.learn(item.signal, item.message, now_ms)
         # Held messages first: the batch just learned may carry the context they waited for.
-        for item in [*self.held.take_ready(now_ms, self.enricher), *decoded]:
+        for item in [*self.held.take_ready(now_ms, self.enricher, spans=self._spans_progress()), *decoded]:
             self._finish(item, now_ms, final, result)
         return result
 
     def release(self, now_ms: int, *, everything: bool = False) -> CoreResult:
         """Send out held messages whose grace period is over (or all of them, at shutdown)."""
         result = CoreResult()
-        for item in self.held.take_ready(now_ms, self.enricher, everything=everything):
+        spans = self._spans_progress()
+        for item in self.held.take_ready(now_ms, self.enricher, spans=spans, everything=everything):
             self._finish(item, now_ms, True, result)
         return result
 
@@ -170,10 +231,17 @@ class Core:
             partials = self.aggregator.drain()
         except Exception as exc:
             self.aggregator.drain()  # nothing of a rejected record is counted
-            self._reject(item.record, f"aggregate: internal error {type(exc).__name__}", "aggregate", result)
+            reason = f"aggregate: internal error {type(exc).__name__}"
+            self._reject(item.record, reason, "aggregate", result, item)
             return False
         for partial in partials:
             partial.source, partial.offset = item.record.source, item.record.position
+            item.times[partial.service] = partial.max_time_ms
+        if partials:
+            item.event_ms = max(partial.max_time_ms for partial in partials)
+            if item.signal is Signal.TRACES:
+                source, read_to = item.record.source, self._spans_read_to
+                read_to[source] = max(read_to.get(source, item.event_ms), item.event_ms)
         result.partials.extend(partials)
         return True
 
@@ -181,24 +249,78 @@ class Core:
         stage = "enrich"
         try:
             if not self.enricher.enrich(item.signal, item.message, final=final, payload=item.record.value):
-                self.held.hold(item, now_ms)
+                self.held.hold(item, now_ms, event_ms=item.event_ms, size=len(item.record.value))
                 return
             stage = "redact"
             payload = item.record.value if item.encoding is Encoding.PROTO and self._prefilter_input else None
-            self.stats.redactions.update(self.redactor.redact(item.message, payload))
+            counts = self.redactor.redact(item.message, payload)
             stage = "encode"
             value = encode(item.message, item.encoding)
         except RedactionError as exc:
             # Fail closed: a record that could not be redacted never reaches .clean.
-            self._reject(item.record, f"redact: {exc}", "redact", result)
+            self._reject(item.record, f"redact: {exc}", "redact", result, item)
             return
         except Exception as exc:
-            self._reject(item.record, f"{stage}: internal error {type(exc).__name__}", stage, result)
+            self._reject(item.record, f"{stage}: internal error {type(exc).__name__}", stage, result, item)
             return
+        size = len(value) + len(item.record.key or b"")
+        if size > self._max_message_bytes:
+            reason = f"encode: output of {size} bytes over kafka.max_message_bytes"
+            self._reject(item.record, reason, "encode", result, item)
+            return
+        self.stats.redactions.add(counts)
+        result.partials.extend(_redaction_notes(item, counts, now_ms if self._wall_clock else 0))
         result.clean.append(CleanRecord(item.signal, item.record.key, value, item.record))
         result.finished.append(item.record)
 
-    def _reject(self, record: InputRecord, reason: str, stage: str, result: CoreResult) -> None:
+    def _reject(
+        self,
+        record: InputRecord,
+        reason: str,
+        stage: str,
+        result: CoreResult,
+        decoded: _Decoded | None = None,
+    ) -> None:
+        """`decoded`: the record decoded, when it was rejected after decoding."""
         self.stats.dlq[stage] += 1
-        result.dlq.append(DlqRecord(reason, record))
+        payload = record.value
+        if decoded is not None and self._redact_dlq:
+            payload = self._redacted_payload(decoded)
+            if payload is None:
+                reason += "; payload withheld: it could not be redacted"
+        if payload is not None and len(payload) + len(record.key or b"") > self._max_message_bytes:
+            payload = None
+            reason += "; payload withheld: over kafka.max_message_bytes"
+        result.dlq.append(DlqRecord(reason, replace(record, value=payload or b"")))
         result.finished.append(record)
+
+    def _redacted_payload(self, item: _Decoded) -> bytes | None:
+        """The input decoded afresh (enrichment may have changed the message), redacted and encoded
+        as it came; None when that fails."""
+        try:
+            message = decode(item.signal, item.record.value, item.encoding)
+            self.redactor.redact(message)
+            return encode(message, item.encoding)
+        except Exception:
+            return None
+
+
+def _redaction_notes(item: _Decoded, counts: RedactionCounts, now_ms: int) -> list[SliPartial]:
+    """What the redactor found in one message, per service, for detection (pii_leak): tagged with the
+    message's source and offset, so redelivered input is counted once there (see `SliPartial`). The
+    event time is the service's newest item in the message (`now_ms` if aggregation skipped them all)."""
+    by_service: dict[str, dict[str, int]] = {}
+    for (service, name), count in counts.items():
+        if count:
+            by_service.setdefault(service, {})[name] = count
+    return [
+        SliPartial(
+            service,
+            item.times.get(service, max(item.times.values(), default=now_ms)),
+            [],
+            item.record.source,
+            item.record.position,
+            redactions=found,
+        )
+        for service, found in sorted(by_service.items())
+    ]

@@ -2,8 +2,11 @@
 
 Two passes over the input: the first only learns trace context, so every record finds its trace's
 context wherever it sits in the files (the worker gets the same result when a trace's root arrives
-within the grace period); the second runs the core with no holding. The clock is fixed, so two
-runs over the same input and config give byte-identical files.
+within the grace period); the second runs the core with no holding, and the analysis core on its
+partials. Every input file is a watermark source from the start, caught up at its end: the SLI
+watermark waits for the files not read yet, so `replay a b c`, `replay c b a` and `replay merged`
+give the same snapshots (in another order in the file). The clock is fixed, so two runs over the
+same input and config give byte-identical files.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from typing import IO
 
 import orjson
 
+from telemetry_pipeline.analysis import Analysis
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory, load_context_file
 from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.otlp.files import InputFile, open_input
-from telemetry_pipeline.sli import SliEngine
 
 OUTPUT_FILES = {Signal.TRACES: "traces.jsonl", Signal.METRICS: "metrics.jsonl", Signal.LOGS: "logs.jsonl"}
 SLI_FILE, INCIDENTS_FILE, DLQ_FILE = "sli.jsonl", "incidents.jsonl", "dlq.jsonl"
@@ -36,6 +39,7 @@ class ReplaySummary:
     written: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
     snapshots: int = 0
+    late_dropped: dict[str, int] = field(default_factory=dict)  # SLI buckets dropped as late, per file
 
 
 def run_replay(config: PipelineConfig, inputs: list[Path], out_dir: Path) -> ReplaySummary:
@@ -45,10 +49,12 @@ def run_replay(config: PipelineConfig, inputs: list[Path], out_dir: Path) -> Rep
         users.load(load_context_file(context.user_context_file))
     services = load_context_file(context.service_catalog_file) if context.service_catalog_file else {}
     core = Core(config, trace_store={}, users=users, services=services, wall_clock=False)
-    engine = SliEngine(config.sli, core.slos, store={})
+    analysis = Analysis(config, services=services, store={})
+    caught_up = {str(path): False for path in inputs}
+    analysis.set_sources(caught_up)
     summary = ReplaySummary()
 
-    for batch in _batches(inputs):
+    for _path, batch, _last in _batches(inputs):
         core.learn(batch, REPLAY_CLOCK_MS)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -57,19 +63,24 @@ def run_replay(config: PipelineConfig, inputs: list[Path], out_dir: Path) -> Rep
             name: stack.enter_context((out_dir / name).open("wb"))
             for name in (*OUTPUT_FILES.values(), SLI_FILE, INCIDENTS_FILE, DLQ_FILE)
         }
-        for batch in _batches(inputs):
+        for path, batch, last in _batches(inputs):
             summary.lines += len(batch)
             result = core.process(batch, REPLAY_CLOCK_MS, final=True)
             _write(result, files, summary)
-            engine.add(result.partials)
-            _write_snapshots(engine.advance(), files[SLI_FILE], summary)
-        _write_snapshots(engine.flush(), files[SLI_FILE], summary)
+            analysis.add(result.partials)
+            if last:
+                caught_up[path] = True
+                analysis.set_sources(caught_up)
+            _write_snapshots(analysis.advance().snapshots, files[SLI_FILE], summary)
+        _write_snapshots(analysis.flush().snapshots, files[SLI_FILE], summary)
+    summary.late_dropped = analysis.late_dropped_by_source()
     return summary
 
 
-def _batches(inputs: list[Path]) -> Iterator[list[InputRecord]]:
-    batch: list[InputRecord] = []
+def _batches(inputs: list[Path]) -> Iterator[tuple[str, list[InputRecord], bool]]:
+    """(file, batch of its lines, whether the file ends with it), file by file."""
     for path in inputs:
+        batch: list[InputRecord] = []
         with _open(path) as handle:
             for number, line in enumerate(handle, start=1):
                 line = line.strip()
@@ -77,10 +88,9 @@ def _batches(inputs: list[Path]) -> Iterator[list[InputRecord]]:
                     continue
                 batch.append(InputRecord(None, None, line, str(path), number))
                 if len(batch) == BATCH_LINES:
-                    yield batch
+                    yield str(path), batch, False
                     batch = []
-    if batch:
-        yield batch
+        yield str(path), batch, True
 
 
 def _open(path: Path) -> InputFile:

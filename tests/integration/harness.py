@@ -7,19 +7,22 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from telemetry_pipeline.demo import stop_worker
-from telemetry_pipeline.generate import OutputTopics
+from telemetry_pipeline.generate import GeneratorConfig, OutputTopics, iter_messages
 from telemetry_pipeline.kafka.topics import apply, load_specs
+from telemetry_pipeline.otlp import Signal, decode
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,10 +123,16 @@ def running_worker(deployment: Deployment, name: str = "worker") -> Iterator[sub
 
 
 def produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], partitions: list[int] | None = None
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes | None, bytes]],
+    partitions: list[int] | None = None,
+    max_bytes: int = 1_000_000,
 ) -> None:
     """Records by the Collector's partitioner (murmur2 on the key), or to the given partitions."""
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "message.max.bytes": max_bytes}
+    )
     for index, (key, value) in enumerate(records):
         if partitions is None:
             producer.produce(topic, value, key)
@@ -267,3 +276,115 @@ def await_worker_ready(deployment: Deployment, timeout_s: float = 120) -> None:
                 assert time.monotonic() < deadline, f"the worker processed no probe in {timeout_s}s"
     finally:
         reader.close()
+
+
+def item_ids(signal: Signal, payload: bytes) -> list[tuple]:
+    """One id per span, log record or data point of an OTLP message, stable through the pipeline
+    (redaction and enrichment change attributes and bodies, never these fields)."""
+    message = decode(signal, payload)
+    if signal is Signal.TRACES:
+        return [
+            (s.trace_id, s.span_id)
+            for rs in message.resource_spans
+            for ss in rs.scope_spans
+            for s in ss.spans
+        ]
+    if signal is Signal.LOGS:
+        return [
+            (r.time_unix_nano, r.trace_id, r.span_id, r.severity_number, index)
+            for rl in message.resource_logs
+            for sl in rl.scope_logs
+            for index, r in enumerate(sl.log_records)
+        ]
+    ids: list[tuple] = []
+    for rm in message.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points = getattr(metric, metric.WhichOneof("data")).data_points
+                ids.extend((metric.name, p.time_unix_nano, index) for index, p in enumerate(points))
+    return ids
+
+
+def generated_load(
+    spans: int, seed: int = 1, spans_per_message: int = 100
+) -> list[tuple[Signal, bytes | None, bytes]]:
+    """Generator traffic of about `spans` spans with its logs and metrics: (signal, key, payload)."""
+    config = GeneratorConfig(
+        seed=seed,
+        rate=50,
+        duration=timedelta(seconds=max(1, spans // 400)),
+        spans_per_message=spans_per_message,
+        logs_per_message=spans_per_message,
+        key="trace_id",
+        metrics_interval=timedelta(seconds=5),
+    )
+    return [(m.signal, m.key, m.payload) for m in iter_messages(config) if not m.is_garbage]
+
+
+def count_items(messages: Iterable[tuple[Signal, bytes]]) -> Counter[tuple]:
+    """Every item id of (signal, payload) pairs, with how often it occurs."""
+    counted: Counter[tuple] = Counter()
+    for signal, payload in messages:
+        counted.update((signal, *item) for item in item_ids(signal, payload))
+    return counted
+
+
+def set_topic_config(bootstrap: str, topic: str, settings: dict[str, str]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+            for name, value in settings.items()
+        ],
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+
+
+def committed_offsets(deployment: Deployment, topic: str) -> dict[int, int]:
+    """The worker group's committed offset per partition of `topic` (-1001 when none)."""
+    consumer = Consumer({"bootstrap.servers": deployment.bootstrap, "group.id": deployment.prefix + "app"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+        return {tp.partition: tp.offset for tp in committed}
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The high watermark of each partition of `topic`."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions
+        }
+    finally:
+        consumer.close()
+
+
+CLEAN_SIGNALS = {
+    "otlp_spans.clean": Signal.TRACES,
+    "otlp_logs.clean": Signal.LOGS,
+    "otlp_metrics.clean": Signal.METRICS,
+}
+
+
+class OutputItems:
+    """Counts the items on a deployment's .clean topics as a TopicReader reads them (incrementally)."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._signals = {deployment.topic(name): signal for name, signal in CLEAN_SIGNALS.items()}
+        self.items: Counter[tuple] = Counter()
+        self._seen = 0
+
+    def update(self, messages: list[Message]) -> Counter[tuple]:
+        for message in messages[self._seen :]:
+            signal = self._signals.get(message.topic())
+            if signal is not None:
+                self.items.update((signal, *item) for item in item_ids(signal, message.value()))
+        self._seen = len(messages)
+        return self.items

@@ -11,9 +11,9 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.config import KafkaConfig
 from telemetry_pipeline.enrichment import UserDirectory
-from telemetry_pipeline.enrichment.context_sources import CompactedTopicFollower
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 

@@ -20,6 +20,10 @@ class WorkerMetrics:
         self.redactions = Gauge("tp_redactions", "Values redacted since start", ["service", "detector"])
         self.enrichment = Gauge("tp_enrichment", "Enrichment counters and table sizes", ["name"])
         self.sli = Gauge("tp_sli_engine", "SLI engine counters", ["name"])
+        # Source: an input partition ("otlp_spans[3]"), a name from the config, never from a record.
+        self.late_dropped = Gauge(
+            "tp_sli_late_dropped", "Partial buckets dropped as late since start, per input source", ["source"]
+        )
         if port is not None:
             start_http_server(port, addr=host)
 
@@ -39,6 +43,9 @@ class WorkerMetrics:
             self.redactions.labels(service, detector).set(count)
         for name, value in core.enricher.stats().as_dict().items():
             self.enrichment.labels(name).set(value)
-        if shell.engine_ready():
-            for name, value in shell.engine().stats().items():
+        if shell.analysis_ready():
+            analysis = shell.analysis()
+            for name, value in analysis.stats().items():
                 self.sli.labels(name).set(value)
+            for source, count in analysis.late_dropped_by_source().items():
+                self.late_dropped.labels(source).set(count)

@@ -18,21 +18,19 @@ from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
 from faust.types import TP, EventT, StreamT
 
+from telemetry_pipeline.analysis import Analysis
+from telemetry_pipeline.app import lograte
+from telemetry_pipeline.app.commits import CommitGuard
+from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
+from telemetry_pipeline.app.tables import await_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory
-from telemetry_pipeline.enrichment.context_sources import CompactedTopicFollower
+from telemetry_pipeline.kafka.connection import faust_credentials
 from telemetry_pipeline.otlp import Signal
-from telemetry_pipeline.sli import (
-    PartialsError,
-    SliEngine,
-    SliPartial,
-    decode_partials,
-    duration_ms,
-    encode_partials,
-)
+from telemetry_pipeline.sli import PartialsError, SliPartial, decode_partials, duration_ms, encode_partials
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +78,12 @@ def _keep_queues_on_resume(app: faust.App) -> None:
     flow_control.resume = resume  # type: ignore[method-assign]
 
 
+def key_partition(key: str, partitions: int) -> int:
+    """The partition a record or changelog entry keyed `key` goes to: murmur2, as Kafka's Java
+    clients, Faust's tables (use_partitioner) and our producers place them."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -90,7 +94,7 @@ def create_app(config: PipelineConfig) -> faust.App:
     app = faust.App(
         worker.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
-        broker_credentials=_credentials(config),
+        broker_credentials=faust_credentials(kafka),
         # memory:// tables replay their (compacted, bounded) changelog on start; rocksdb's store
         # needs a current event for every write, which batch processing and timers don't have.
         store="memory://",
@@ -130,8 +134,19 @@ def create_app(config: PipelineConfig) -> faust.App:
     @sli_state.on_recover
     async def adopt_sli_services() -> None:
         """After every rebalance: the engine drops services that moved away, loads those that came."""
-        if shell.engine_ready():
-            shell.engine().adopt(shell.owns_service)
+        if shell.analysis_ready():
+            shell.analysis().adopt(shell.owns_service)
+
+    @trace_context.on_recover
+    async def reindex_trace_context() -> None:
+        """After every rebalance: index the traces Faust recovered (else they are never evicted) and
+        drop from memory those of partitions gone elsewhere. Before the core exists, building it
+        indexes the recovered store."""
+        if shell.core_ready():
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.spans}
+            shell.core().enricher.traces.rebuild_index(
+                lambda key: key_partition(key, worker.table_partitions) in owned, local=trace_context.data
+            )
 
     for signal in Signal:
         _ingest_agent(app, shell, signal, app.topic(topics.input(signal), **raw))
@@ -142,6 +157,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         the table (at an evaluation step, or every `sli_persist_interval_s`); what a restart reads
         again, the engine recognises by source offset and skips."""
         delivery = shell.delivery()
+        await shell.start_agent(stream)
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             now = _now_ms()
             partials, rejected = [], CoreResult()
@@ -154,21 +170,32 @@ def create_app(config: PipelineConfig) -> faust.App:
                     rejected.finished.append(record)
                     continue
                 shell.sli_unacked.append((stream, event))
-            shell.engine().add(partials, wall_ms=now)
+            shell.analysis().add(partials, wall_ms=now)
+            shell.sources.processed(events)
             await shell.emit(rejected, delivery)
             await shell.advance_sli(delivery, now)
             shell.last_partial_ms = now
 
     @app.timer(interval=worker.tick_interval_s)
     async def tick() -> None:
-        """Release held messages whose grace is over; let an idle input move the SLI watermark."""
+        """Tell the cores which input partitions are caught up; release held messages the spans'
+        progress (or, with no backlog, the grace) lets go; let an idle input move the SLI watermark."""
         delivery = shell.tick_delivery
         now = _now_ms()
+        inputs_done, partials_done = await shell.sources.caught_up()
         if shell.core_ready():
+            spans = topics.input(Signal.TRACES) + "["
+            shell.core().set_span_sources({s: done for s, done in inputs_done.items() if s.startswith(spans)})
             await shell.emit(shell.core().release(now), delivery)
-        if shell.engine_ready():
-            idle = now - shell.last_partial_ms > shell.idle_after_ms
-            await shell.advance_sli(delivery, now, idle_now_ms=now if idle else None)
+        if shell.analysis_ready():
+            analysis = shell.analysis()
+            # An input partition is caught up for the SLIs once its partials are applied too.
+            caught_up = {source: done and partials_done for source, done in inputs_done.items()}
+            analysis.set_sources(caught_up, wall_ms=now)
+            # Wall time moves the watermark only once every input is read to its end and quiet: with
+            # lag, the data still to come decides.
+            idle = all(caught_up.values()) and now - shell.last_partial_ms > shell.idle_after_ms
+            await shell.advance_sli(delivery, now, idle=idle)
         metrics.observe(shell)
 
     for follower in shell.followers:
@@ -191,10 +218,26 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
 
     async def ingest(stream: StreamT) -> None:
         delivery = shell.delivery()
+        await shell.start_agent(stream)
         await shell.context_loaded()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             records = [_input_record(signal, stream, event) for event in events]
-            await shell.emit(shell.core().process(records, _now_ms()), delivery)
+            try:
+                await shell.emit(shell.core().process(records, _now_ms()), delivery)
+            except Exception as exc:
+                # A crashed agent is restarted on the same stream with its batch gone (see
+                # app/commits.py): the batch goes to the DLQ instead, and the partition moves on.
+                log.error(
+                    "ingest-%s: %s on a batch of %d records; sending them to the DLQ",
+                    signal,
+                    type(exc).__name__,
+                    len(records),
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                reason = f"internal: {type(exc).__name__} while processing"
+                rejected = CoreResult(dlq=[DlqRecord(reason, r) for r in records], finished=records)
+                await shell.emit(rejected, delivery)
+            shell.sources.processed(events)  # their partials are delivered: the SLI side may wait for them
 
     ingest.__name__ = f"ingest_{signal}"
     app.agent(topic, name=f"ingest-{signal}")(ingest)
@@ -213,7 +256,7 @@ def _input_record(signal: Signal | None, stream: StreamT, event: EventT) -> Inpu
 
 
 class _Shell:
-    """What the agents share: the core (built after table recovery), the SLI engine, outputs."""
+    """What the agents share: the core and the analysis (built after table recovery), outputs."""
 
     def __init__(self, app, config, trace_context, sli_state, users, services, metrics) -> None:
         self._app = app
@@ -223,12 +266,15 @@ class _Shell:
         self._users = users
         self._services = services
         self._core: Core | None = None
-        self._engine: SliEngine | None = None
+        self._analysis: Analysis | None = None
         self.metrics = metrics
-        self.last_partial_ms = self.last_persist_ms = _now_ms()
+        self.last_partial_ms = _now_ms()
+        self.sources = _Sources(app, config)
         self.idle_after_ms = duration_ms(config.sli.idle_after)
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self.tick_delivery = self.delivery()
+        self.commit_guard = CommitGuard()
+        self._guard_installed = False
         kafka, context = config.kafka, config.context
         self.followers = [
             CompactedTopicFollower(kafka, context.user_context_topic, users.update),
@@ -248,6 +294,15 @@ class _Shell:
                 self.config.worker.context_wait_s,
             )
 
+    async def start_agent(self, stream: StreamT) -> None:
+        """Before an agent takes input: its records are held until our code releases them
+        (app/commits.py), and the tables can be written (app/tables.py)."""
+        if not self._guard_installed:
+            self.commit_guard.install(self._app.consumer)
+            self._guard_installed = True
+        self.commit_guard.watch(stream)
+        await await_changelog_metadata(self._app, (self._trace_context, self._sli_state))
+
     def delivery(self) -> Delivery:
         return Delivery(self.config.kafka.producer_config(), self.config.worker.delivery_timeout_s)
 
@@ -263,58 +318,56 @@ class _Shell:
     def core_ready(self) -> bool:
         return self._core is not None
 
-    def engine(self) -> SliEngine:
-        if self._engine is None:
-            self._engine = SliEngine(self.config.sli, self.core().slos, self._sli_state)
-            self._engine.adopt(self.owns_service)
-        return self._engine
+    def analysis(self) -> Analysis:
+        if self._analysis is None:
+            self._analysis = Analysis(
+                self.config,
+                services=self._services,
+                store=self._sli_state,
+                persist_interval_ms=int(self.config.worker.sli_persist_interval_s * 1000),
+            )
+            self._analysis.adopt(self.owns_service)
+        return self._analysis
 
     def owns_service(self, service: str) -> bool:
         """Whether the service's `sli-partials` partition (murmur2 of its name, as the producers and
         the table's changelog place it) is assigned to this worker. The memory table keeps keys this
         worker wrote after their partition moves away; they must not come back to life."""
-        partitions = self.config.worker.table_partitions
-        partition = (murmur2(service.encode()) & 0x7FFFFFFF) % partitions
+        partition = key_partition(service, self.config.worker.table_partitions)
         return TP(self.config.topics.sli_partials, partition) in self._app.consumer.assignment()
 
-    def engine_ready(self) -> bool:
-        return self._engine is not None
+    def analysis_ready(self) -> bool:
+        return self._analysis is not None
 
-    async def advance_sli(self, delivery: Delivery, now_ms: int, idle_now_ms: int | None = None) -> None:
-        """Evaluate the steps the watermark passed and send their snapshots; persist the engine's
-        state after a step, or when the last write is `sli_persist_interval_s` old, then acknowledge
-        the partials it holds."""
-        engine = self.engine()
-        snapshots = engine.advance(idle_now_ms=idle_now_ms)
-        due = now_ms - self.last_persist_ms >= self.config.worker.sli_persist_interval_s * 1000
+    async def advance_sli(self, delivery: Delivery, now_ms: int, *, idle: bool = False) -> None:
+        """Evaluate the steps the watermark passed and send their snapshots; once the analysis has
+        persisted its state (its policy), acknowledge the partials it holds."""
+        step = self.analysis().advance(now_ms, idle=idle)
         unacked: list[tuple[StreamT, EventT]] = []
-        if snapshots or (due and self.sli_unacked):
-            engine.persist()
-            self.last_persist_ms = now_ms
+        if step.persisted:
             unacked, self.sli_unacked = self.sli_unacked, []
         # Snapshots go out after the state that produced them is written: a restart re-evaluates
         # nothing it has already sent (a crash in between sends those steps again, identical).
-        await delivery.send(self.snapshot_records(snapshots))
+        await delivery.send(self.snapshot_records(step.snapshots))
         for stream, event in unacked:
-            await stream.ack(event)
+            await self.commit_guard.release(stream, event)
 
     async def emit(self, result: CoreResult, delivery: Delivery) -> None:
         topics = self.config.topics
         outbound: list[OutboundRecord] = []
         for clean in result.clean:
             headers = _headers_of(clean.origin)
-            outbound.append(OutboundRecord(topics.clean(clean.signal), clean.key, clean.value, headers))
+            outbound.append(
+                OutboundRecord(
+                    topics.clean(clean.signal),
+                    clean.key,
+                    clean.value,
+                    headers,
+                    if_too_large=self.dlq_record(clean.origin, "output too large", omit_value=True),
+                )
+            )
         for rejected in result.dlq:
-            origin = rejected.origin
-            topic, partition, offset = _coordinates(origin)
-            headers = [
-                *(_headers_of(origin) or []),
-                ("error", rejected.reason.encode()),
-                ("source.topic", topic.encode()),
-                ("source.partition", str(partition).encode()),
-                ("source.offset", str(offset).encode()),
-            ]
-            outbound.append(OutboundRecord(topics.dlq, origin.key, origin.value, headers))
+            outbound.append(self.dlq_record(rejected.origin, rejected.reason))
         by_service: dict[str, list[SliPartial]] = {}
         for partial in result.partials:
             by_service.setdefault(partial.service, []).append(partial)
@@ -324,12 +377,85 @@ class _Shell:
             await delivery.send(outbound)
         for record in result.finished:
             stream, event = record.ref
-            await stream.ack(event)
+            await self.commit_guard.release(stream, event)
         self.metrics.count(result)
+
+    def dlq_record(self, origin: InputRecord, reason: str, omit_value: bool = False) -> OutboundRecord:
+        """The input unchanged, with the reason and its source in headers. Too large for the DLQ (or
+        `omit_value`), it goes as a reference: no value, its size in `value.omitted.bytes`, so an
+        operator finds the original at source.topic/partition/offset while the input topic retains it."""
+        topic, partition, offset = _coordinates(origin)
+        headers = [
+            *(_headers_of(origin) or []),
+            ("source.topic", topic.encode()),
+            ("source.partition", str(partition).encode()),
+            ("source.offset", str(offset).encode()),
+        ]
+        dlq = self.config.topics.dlq
+        reference = OutboundRecord(
+            dlq,
+            origin.key,
+            b"",
+            [
+                *headers,
+                ("error", f"{reason}; the value ({len(origin.value)} bytes) is too large, left out".encode()),
+                ("value.omitted.bytes", str(len(origin.value)).encode()),
+            ],
+        )
+        if omit_value:
+            return reference
+        headers.append(("error", reason.encode()))
+        return OutboundRecord(dlq, origin.key, origin.value, headers, if_too_large=reference)
 
     def snapshot_records(self, snapshots: Iterable) -> list[OutboundRecord]:
         topic = self.config.topics.sli
         return [OutboundRecord(topic, s.service.encode(), s.to_json_bytes()) for s in snapshots]
+
+
+class _Sources:
+    """Which of this worker's input partitions (the three signals' topics) are caught up, for the
+    watermark and the enrichment hold. A partition is caught up when every record before its end
+    offset is processed, and, for the SLIs, its partials have reached the engine: every assigned
+    `sli-partials` partition is processed to the end offset it had after that. Processed means by
+    the agents (not merely fetched), counting from the committed offset at start."""
+
+    def __init__(self, app: faust.App, config: PipelineConfig) -> None:
+        self._app = app
+        self._inputs = {config.topics.input(signal) for signal in Signal}
+        self._partials_topic = config.topics.sli_partials
+        self._next: dict[TP, int] = {}  # per partition: the offset after the last one processed
+        self._last: dict[str, bool] = {}
+        self._last_partials_done = False
+
+    def processed(self, events: Iterable[EventT]) -> None:
+        for event in events:
+            message = event.message
+            tp = message.tp
+            self._next[tp] = max(self._next.get(tp, 0), message.offset + 1)
+
+    async def caught_up(self) -> tuple[dict[str, bool], bool]:
+        """Per assigned input partition ("topic[partition]"), whether it is processed to its end; and
+        whether the `sli-partials` partitions are, after that. On a broker error, the last answer (a
+        stale answer only holds the watermark or a message longer)."""
+        consumer = self._app.consumer
+        assigned = consumer.assignment()
+        inputs = sorted(tp for tp in assigned if tp.topic in self._inputs)
+        partials = sorted(tp for tp in assigned if tp.topic == self._partials_topic)
+        processed = {tp: self._processed(tp) for tp in inputs}  # before the end offsets are read
+        try:
+            ends = await consumer.highwaters(*inputs)
+            partial_ends = await consumer.highwaters(*partials)
+        except Exception as exc:  # the broker is away: keep the last answer
+            log.warning("end offsets not read (%s); input progress unchanged", type(exc).__name__)
+            return self._last, self._last_partials_done
+        partials_done = all(self._processed(tp) >= partial_ends.get(tp, 0) for tp in partials)
+        self._last = {f"{tp.topic}[{tp.partition}]": processed[tp] >= ends.get(tp, 0) for tp in inputs}
+        self._last_partials_done = partials_done
+        return self._last, partials_done
+
+    def _processed(self, tp: TP) -> int:
+        committed = self._app.consumer._committed_offset.get(tp) or 0
+        return max(self._next.get(tp, 0), committed)
 
 
 def _headers_of(record: InputRecord) -> list[tuple[str, bytes]] | None:
@@ -345,18 +471,6 @@ def _coordinates(record: InputRecord) -> tuple[str, int, int]:
     return message.topic, message.partition, message.offset
 
 
-def _credentials(config: PipelineConfig) -> faust.SASLCredentials | None:
-    kafka = config.kafka
-    if not kafka.sasl_mechanism:
-        return None
-    return faust.SASLCredentials(
-        username=kafka.sasl_username,
-        password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
-        mechanism=kafka.sasl_mechanism,
-        ssl_context=None,
-    )
-
-
 def run_worker(config: PipelineConfig, loglevel: str = "info") -> None:
     """Run the worker until SIGTERM/SIGINT; Faust stops agents, commits, and exits."""
     from faust.worker import Worker
@@ -366,4 +480,9 @@ def run_worker(config: PipelineConfig, loglevel: str = "info") -> None:
     quiet_level = max(logging.getLevelNamesMapping()[loglevel.upper()], logging.INFO)
     for noisy in ("aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(quiet_level)
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    class _Worker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            lograte.install(config.worker.log_repeat_interval_s)
+
+    _Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

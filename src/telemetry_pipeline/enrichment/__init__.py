@@ -1,7 +1,7 @@
 """Enrichment with trace, user and service context (runs before redaction, in both shells).
 
-`context_sources` (the worker's followers of the compacted context topics) is imported on its own:
-it needs aiokafka, the rest of the stage does not.
+The worker follows the compacted context topics with `app.context_sources` (Kafka I/O stays in
+the shell); this package only holds the tables.
 """
 
 from telemetry_pipeline.enrichment.config import AddedAttributeNames, ContextConfig, EnrichmentConfig

@@ -25,13 +25,15 @@ class AddedAttributeNames(BaseModel):
 class EnrichmentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # How long (on the shell's clock) a message whose trace context is unknown is held, waiting for
-    # its trace's root span, before it goes out without that context (and is counted).
-    # 10 s rather than a couple: when a backlog is caught up, the logs agent runs ahead of the spans
-    # agent, and with 2 s a fifth to two fifths of logs left without context (integration test).
+    # How long a message whose trace context is unknown is held, waiting for its trace's root span,
+    # before it goes out without that context (and is counted): on the shell's clock while the spans
+    # input has no backlog; with one, until the spans read are this far past the message's event time.
+    # 10 s rather than a couple: a root span ends after the logs and child spans of its request.
     grace_period_ms: int = Field(10_000, ge=0)
-    # At most this many messages are held; beyond it the oldest goes out without waiting.
-    max_held_messages: int = Field(256, gt=0)
+    # At most this many messages and bytes are held; beyond either the oldest goes out without waiting.
+    # Sized for a backlog in which logs are read well ahead of spans (held input is not acknowledged).
+    max_held_messages: int = Field(20_000, gt=0)
+    max_held_bytes: int = Field(64 * 1024 * 1024, gt=0)
     # A trace's context is dropped this long after its last span was seen...
     trace_ttl_ms: int = Field(300_000, gt=0)
     # ...or, least recently seen first, when more traces than this are kept.

@@ -1,7 +1,11 @@
-"""Messages waiting for their trace's context: a bounded buffer with a deadline per message.
+"""Messages waiting for their trace's context: a buffer bounded in messages and bytes.
 
 Shared by both shells through the core: `hold` what `Enricher.enrich` declined, `take_ready` after
-each learned batch and on a timer. The clock is the caller's `now_ms`.
+each learned batch and on a timer. How long a message waits is decided by the spans' progress when
+the spans input has a backlog: until the spans read have passed the message's own event time by the
+grace period (its root is not in what is still to read), so a backlog in which logs are read ahead of
+spans keeps every log's context. With no spans backlog (live traffic, or no spans input at all), a
+wall-clock grace on the caller's `now_ms` decides. The bounds release the oldest early either way.
 """
 
 from __future__ import annotations
@@ -25,65 +29,100 @@ Item = TypeVar("Item", bound=HeldItem)
 @dataclass(slots=True)
 class _Held(Generic[Item]):
     item: Item
-    deadline_ms: int
+    deadline_ms: int  # wall clock
+    event_ms: int | None  # the message's newest event time, when known
+    size: int  # bytes, for `max_held_bytes`
     missing: list[str] | None = None  # trace ids still unknown, once computed
+
+
+@dataclass(frozen=True, slots=True)
+class SpansProgress:
+    """Where the spans input is. `backlog`: some spans partition has records still to read;
+    `read_to_ms`: then, the newest span event time read from the slowest partition (None: nothing
+    read yet from one with a backlog)."""
+
+    backlog: bool = False
+    read_to_ms: int | None = None
+
+
+NO_BACKLOG = SpansProgress()
 
 
 @dataclass
 class HoldCounters:
     held: int = 0  # messages put on hold (a retried message counts once per hold)
     released_with_context: int = 0
-    released_expired: int = 0  # grace period over
-    released_overflow: int = 0  # pushed out early by max_held_messages
+    released_expired: int = 0  # grace period over (on the wall clock, or past the spans' event time)
+    released_overflow: int = 0  # pushed out early by max_held_messages or max_held_bytes
 
 
 class HoldBuffer(Generic[Item]):
     def __init__(self, config: EnrichmentConfig) -> None:
         self._grace_ms = config.grace_period_ms
         self._capacity = config.max_held_messages
+        self._capacity_bytes = config.max_held_bytes
         self._held: list[_Held[Item]] = []
+        self.held_bytes = 0
         self.counters = HoldCounters()
 
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, item: Item, now_ms: int) -> None:
-        self._held.append(_Held(item, now_ms + self._grace_ms))
+    def hold(self, item: Item, now_ms: int, *, event_ms: int | None = None, size: int = 0) -> None:
+        self._held.append(_Held(item, now_ms + self._grace_ms, event_ms, size))
+        self.held_bytes += size
         self.counters.held += 1
 
     def next_deadline_ms(self) -> int | None:
         return min((held.deadline_ms for held in self._held), default=None)
 
-    def take_ready(self, now_ms: int, enricher: Enricher, *, everything: bool = False) -> list[Item]:
+    def take_ready(
+        self,
+        now_ms: int,
+        enricher: Enricher,
+        *,
+        spans: SpansProgress = NO_BACKLOG,
+        everything: bool = False,
+    ) -> list[Item]:
         """Remove and return, oldest first: messages whose traces are all known now, those whose
-        grace period is over, the oldest beyond `max_held_messages`, or all of them with
-        `everything` (shutdown). The enricher is told that the overdue ones are due, so its next
-        `enrich` sends them out without the missing context even when not called with `final`."""
+        grace period is over (see the module's note; `spans`: the spans input's progress), the oldest
+        beyond `max_held_messages` or `max_held_bytes`, or all of them with `everything` (shutdown).
+        The enricher is told that the overdue ones are due, so its next `enrich` sends them out
+        without the missing context even when not called with `final`."""
         if everything:
             ready, self._held = self._held, []
+            self.held_bytes = 0
             self.counters.released_expired += len(ready)
             enricher.set_due([held.item.message for held in ready])
             return [held.item for held in ready]
         overflow = len(self._held) - self._capacity
+        excess_bytes = self.held_bytes - self._capacity_bytes
         ready: list[Item] = []
         due: list[Message] = []
         waiting: list[_Held[Item]] = []
         for position, held in enumerate(self._held):
-            if position < overflow:
+            if position < overflow or excess_bytes > 0:
                 self.counters.released_overflow += 1
                 due.append(held.item.message)
             elif self._context_complete(held, enricher):
                 self.counters.released_with_context += 1
-            elif held.deadline_ms <= now_ms:
+            elif self._overdue(held, now_ms, spans):
                 self.counters.released_expired += 1
                 due.append(held.item.message)
             else:
                 waiting.append(held)
                 continue
+            excess_bytes -= held.size
+            self.held_bytes -= held.size
             ready.append(held.item)
         self._held = waiting
         enricher.set_due(due)
         return ready
+
+    def _overdue(self, held: _Held[Item], now_ms: int, spans: SpansProgress) -> bool:
+        if not spans.backlog or held.event_ms is None:
+            return held.deadline_ms <= now_ms
+        return spans.read_to_ms is not None and held.event_ms + self._grace_ms <= spans.read_to_ms
 
     @staticmethod
     def _context_complete(held: _Held[Item], enricher: Enricher) -> bool:

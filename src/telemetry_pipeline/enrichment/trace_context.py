@@ -12,14 +12,16 @@ The store is the shell's (a dict in replay and tests, a Faust Table in the worke
 only by assignment, once per trace per learned message. Next to it sits an in-memory index of the
 small part of every value (no span summaries) in least-recently-seen order: enrichment of spans and
 the "is this trace known?" checks of held messages read only the index, and eviction walks it from
-the oldest end. It is rebuilt from the store on start; call `rebuild_index` again whenever the
-store changes under us (Faust recovery after a rebalance).
+the oldest end. It is rebuilt from the store on start, and must be rebuilt whenever the store
+changes under us: the worker calls `rebuild_index` from the table's recovery callback after every
+rebalance, so recovered traces are evicted like the others and those of partitions gone elsewhere
+leave memory.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
 
@@ -59,8 +61,23 @@ class TraceContextTable:
         self.counters = TableCounters()
         self.rebuild_index()
 
-    def rebuild_index(self) -> None:
-        contexts = [(key, TraceContext.of(value)) for key, value in self._store.items() if value]
+    def rebuild_index(
+        self, owned: Callable[[str], bool] | None = None, local: MutableMapping[str, dict] | None = None
+    ) -> None:
+        """Index every trace in the store, in order of last write. With `owned` (after a rebalance),
+        traces it rejects are removed from `local` instead: the store's memory without its changelog
+        (a Faust table's `data`), since the worker that owns their partition now has them there;
+        deleting them from the store itself would write tombstones over them."""
+        contexts = []
+        moved = []
+        for key, value in self._store.items():
+            if owned is not None and not owned(key):
+                moved.append(key)
+            elif value:
+                contexts.append((key, TraceContext.of(value)))
+        if local is not None:
+            for key in moved:
+                local.pop(key, None)
         contexts.sort(key=lambda item: item[1].last_seen_ms)
         self._index = OrderedDict(contexts)
 

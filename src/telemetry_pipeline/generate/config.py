@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from telemetry_pipeline.generate.estate import service_names
+from telemetry_pipeline.generate.pii import LEAKS
 from telemetry_pipeline.otlp import Signal
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -17,6 +18,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # A fixed default epoch keeps runs reproducible; `start_time="now"` opts into the wall clock.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LEAK_KINDS = frozenset(leak.kind for leak in LEAKS)
 
 
 def parse_duration(value: Any) -> Any:
@@ -52,7 +54,8 @@ class _ServiceFault(_Fault):
 
 
 class ErrorSpike(_ServiceFault):
-    """The service's own requests fail at `rate`; failures propagate to its callers."""
+    """The service's own requests fail at `rate`; failures propagate to its callers. A small rate for
+    hours (e.g. rate 0.01 for 6h) is a slow burn."""
 
     kind: Literal["error_spike"] = "error_spike"
     rate: Share = 0.3
@@ -71,6 +74,36 @@ class Silent(_ServiceFault):
     kind: Literal["silent"] = "silent"
 
 
+class SignalStop(_ServiceFault):
+    """The service stops sending one signal (say its logs) while it keeps serving and sending the others."""
+
+    kind: Literal["signal_stop"] = "signal_stop"
+    signal: Signal
+
+
+class IsolatedErrors(_ServiceFault):
+    """Exactly `count` of the service's requests fail, spread evenly over the window (the next request
+    after each of `count` evenly spaced moments)."""
+
+    kind: Literal["isolated_errors"] = "isolated_errors"
+    count: int = Field(default=3, ge=1)
+
+
+class LeakBurst(_ServiceFault):
+    """A `share` of the service's server spans carry one kind of sensitive value (`kind`, a leak kind
+    of `pii.LEAKS`: card, iban, jwt, bearer, aws_key, ...) in that leak's attribute."""
+
+    kind: Literal["leak"] = "leak"
+    leak: str = "card"
+    share: Share = 0.2
+
+    @model_validator(mode="after")
+    def _known_leak(self) -> LeakBurst:
+        if self.leak not in LEAK_KINDS:
+            raise ValueError(f"unknown leak {self.leak!r} (known: {sorted(LEAK_KINDS)})")
+        return self
+
+
 class Deploy(_Fault):
     """`service.version` (and the pod names) change at `at`; optionally with a regression from then on."""
 
@@ -82,6 +115,9 @@ class Deploy(_Fault):
     )
     latency_factor: float = Field(default=1.0, gt=0.0)
     error_rate: Share | None = None
+    span_name_ids: bool = Field(
+        default=False, description="the new version puts each request's id into its server span names"
+    )
 
 
 class Garbage(_Fault):
@@ -92,7 +128,10 @@ class Garbage(_Fault):
     duration: Duration | None = Field(default=None, alias="for", description="default: to the end")
 
 
-Fault = Annotated[ErrorSpike | LatencyRegression | Silent | Deploy | Garbage, Field(discriminator="kind")]
+Fault = Annotated[
+    ErrorSpike | LatencyRegression | Silent | SignalStop | IsolatedErrors | LeakBurst | Deploy | Garbage,
+    Field(discriminator="kind"),
+]
 
 
 class OutputTopics(BaseModel):
@@ -120,6 +159,15 @@ class GeneratorConfig(BaseModel):
     )
     duration: Duration = timedelta(minutes=10)
     rate: float = Field(default=50.0, gt=0.0, description="requests (traces) per second of event time")
+    daily_cycle: Share = Field(
+        default=0.0,
+        description="amplitude of a daily traffic cycle around `rate`, peaking at 15:00 UTC "
+        "(0.6: 1.6x the rate at the peak, 0.4x at 03:00)",
+    )
+    consumer_services: list[str] = Field(
+        default_factory=list,
+        description="services reached through a queue: their spans are CONSUMER, their callers' PRODUCER",
+    )
     start_time: datetime | Literal["now"] = DEFAULT_START
     signals: list[Signal] = Field(
         default_factory=lambda: list(Signal), description="signals to emit; the traffic simulated is the same"
@@ -167,6 +215,9 @@ class GeneratorConfig(BaseModel):
         if self.metrics_interval <= timedelta(0):
             raise ValueError("metrics_interval must be positive")
         known = set(service_names(self.services, self.metrics_only_service))
+        for name in self.consumer_services:
+            if name not in known:
+                raise ValueError(f"consumer_services: unknown service {name!r} (known: {sorted(known)})")
         for fault in self.faults:
             service = getattr(fault, "service", None)
             if service is not None and service not in known:

@@ -7,6 +7,8 @@ per interval and built through the protobuf API.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 import struct
 from bisect import bisect_left
@@ -23,7 +25,10 @@ from telemetry_pipeline.generate.config import (
     ErrorSpike,
     Garbage,
     GeneratorConfig,
+    IsolatedErrors,
     LatencyRegression,
+    LeakBurst,
+    SignalStop,
     Silent,
 )
 from telemetry_pipeline.generate.estate import (
@@ -39,7 +44,15 @@ from telemetry_pipeline.generate.estate import (
 from telemetry_pipeline.generate.pii import LEAKS, Leak, ipv4
 from telemetry_pipeline.otlp import Encoding, Message, Signal, encode
 
-_SPAN_KIND_INTERNAL, _SPAN_KIND_SERVER, _SPAN_KIND_CLIENT = 1, 2, 3
+_SPAN_KIND_INTERNAL, _SPAN_KIND_SERVER, _SPAN_KIND_CLIENT, _SPAN_KIND_PRODUCER, _SPAN_KIND_CONSUMER = (
+    1,
+    2,
+    3,
+    4,
+    5,
+)
+_DAY_S = 86_400
+_CYCLE_PEAK_S = 15 * 3600  # the daily cycle peaks at 15:00 UTC
 _STATUS_CODE_ERROR = 2
 _NS = 1_000_000_000
 _NETWORK_NS = 300_000  # one way, between a CLIENT span and its SERVER child
@@ -161,6 +174,7 @@ class _SpanTemplate:
     attributes: bytes  # the attributes that never change
     leaks: tuple[Leak, ...]  # leaks whose attribute key the span does not already carry
     mean_ns: float
+    kind: int = _SPAN_KIND_INTERNAL
 
 
 @dataclass(slots=True, eq=False)
@@ -213,6 +227,10 @@ class _ServiceState:
     latency_factor: float
     silent: bool
     version: int
+    stopped: frozenset[Signal] = frozenset()  # signals not sent
+    name_ids: bool = False  # server span names carry the request's id
+    forced_errors: int = 0  # isolated errors due so far (the run's total, not reset by faults ending)
+    leak: tuple[Leak, float] | None = None  # what its server spans leak, and how often
 
 
 def _leaks_for(keys: set[str]) -> tuple[Leak, ...]:
@@ -270,6 +288,8 @@ class TrafficModel:
         self._tenant_names = tenants(config.tenants)
         self._user_attributes: dict[str, bytes] = {}
         self._states = [_ServiceState(config.base_error_rate, 1.0, False, 0) for _ in self._services]
+        self._forced_used = [0] * len(self._services)  # isolated errors already made
+        self._cycle_rng = random.Random(f"cycle/{config.seed}")
         self._garbage_share = 0.0
         self._boundaries = self._fault_boundaries()
         self._apply_faults(self.start_ns)
@@ -388,6 +408,7 @@ class TrafficModel:
             attributes=wire.attributes(9, static),
             leaks=_leaks_for(keys),
             mean_ns=mean_ms * 1_000_000,
+            kind=kind,
         )
 
     def _build_operation(self, service: _Service, op: Operation, by_key: dict) -> None:
@@ -415,7 +436,11 @@ class TrafficModel:
             route=op.route,
             ok_code=201 if op.method == "POST" else 200,
             server=self._span_template(
-                f"{op.method} {op.route}", _SPAN_KIND_SERVER, semantic, varying, op.self_ms
+                f"{op.method} {op.route}",
+                _SPAN_KIND_CONSUMER if spec.name in self.config.consumer_services else _SPAN_KIND_SERVER,
+                semantic,
+                varying,
+                op.self_ms,
             ),
             path_parts=path_parts,  # type: ignore[arg-type]
             steps=[],
@@ -448,7 +473,9 @@ class TrafficModel:
                     semantic.append(("url.full", base + target.route))
                 span = self._span_template(
                     f"{target.method} {target.route}",
-                    _SPAN_KIND_CLIENT,
+                    _SPAN_KIND_PRODUCER
+                    if step.service in self.config.consumer_services
+                    else _SPAN_KIND_CLIENT,
                     semantic,
                     ("http.response.status_code", "url.full")
                     if url_parts
@@ -488,6 +515,8 @@ class TrafficModel:
             points.add(at)
             if fault.duration is not None:
                 points.add(at + int(fault.duration.total_seconds() * _NS))
+            if isinstance(fault, IsolatedErrors):
+                points.update(at + moment for moment in _isolated_moments(fault))
         return sorted(points, reverse=True)  # popped from the end
 
     def _advance_faults(self, now_ns: int) -> None:
@@ -505,6 +534,7 @@ class TrafficModel:
                 False,
                 0,
             )
+            state.stopped, state.name_ids, state.forced_errors, state.leak = frozenset(), False, 0, None
         self._garbage_share = 0.0
         offset = now_ns - self.start_ns
         for fault in self.config.faults:
@@ -517,10 +547,15 @@ class TrafficModel:
                     self._garbage_share = max(self._garbage_share, fault.share)
                 continue
             state = self._states[names.index(fault.service)]
-            if isinstance(fault, Deploy):
+            if isinstance(fault, IsolatedErrors):
+                state.forced_errors += sum(
+                    1 for moment in _isolated_moments(fault) if moment <= offset - begin
+                )
+            elif isinstance(fault, Deploy):
                 state.version += 1
                 if active:
                     state.latency_factor *= fault.latency_factor
+                    state.name_ids = state.name_ids or fault.span_name_ids
                     if fault.error_rate is not None:
                         state.error_rate = max(state.error_rate, fault.error_rate)
             elif not active:
@@ -531,6 +566,10 @@ class TrafficModel:
                 state.latency_factor *= fault.factor
             elif isinstance(fault, Silent):
                 state.silent = True
+            elif isinstance(fault, SignalStop):
+                state.stopped |= {fault.signal}
+            elif isinstance(fault, LeakBurst):
+                state.leak = (next(leak for leak in LEAKS if leak.kind == fault.leak), fault.share)
 
     # ---- traces and logs -------------------------------------------------------------------------
 
@@ -602,12 +641,16 @@ class TrafficModel:
         self_ns = _latency(rng, template.mean_ns * factor)
         now = start_ns + self_ns // 3
         failed = rng.random() < state.error_rate
+        if not failed and self._forced_used[op.service] < state.forced_errors:
+            failed = True
+            self._forced_used[op.service] += 1
+        sends_spans = not state.silent and Signal.TRACES not in state.stopped
         upstream_failed = False
         for step in op.steps:
             child_id = rng.getrandbits(64).to_bytes(8, "little")
             if step.target is None:
                 end = now + _latency(rng, step.span.mean_ns * factor)
-                if not state.silent:
+                if sends_spans:
                     spans.append(
                         (resource, self._span(step.span, trace_id, child_id, span_id, now, end, b""))
                     )
@@ -616,7 +659,7 @@ class TrafficModel:
                     step.target, now + _NETWORK_NS, child_id, trace_id, item, None, spans, logs
                 )
                 end = child_end + _NETWORK_NS
-                if not state.silent:
+                if sends_spans:
                     varying = _SPAN_STATUS_CODE_ATTRIBUTE[child_code]
                     if step.url_parts is not None:
                         varying += _string_attribute(
@@ -658,10 +701,18 @@ class TrafficModel:
                 varying += self._link()
             if code >= 500:
                 varying += service.error_status if failed else service.upstream_status
-            spans.append(
-                (resource, self._span(template, trace_id, span_id, parent, start_ns, end_ns, varying))
-            )
-            self._log_request(op, service, resource, trace_id, span_id, end_ns, code, failed, item, logs)
+            if state.name_ids:  # an id in the span name: one name per request
+                path = op.path_parts[0] + item + op.path_parts[1] if op.path_parts else f"{op.route}/{item}"
+                name = wire.string_field(5, f"{op.method} {path}")
+                template = dataclasses.replace(template, head=name + wire.varint_field(6, template.kind))
+            if state.leak is not None and rng.random() < state.leak[1]:
+                varying = self._leak_attribute((state.leak[0],)) + varying
+            if sends_spans:
+                spans.append(
+                    (resource, self._span(template, trace_id, span_id, parent, start_ns, end_ns, varying))
+                )
+            if Signal.LOGS not in state.stopped:
+                self._log_request(op, service, resource, trace_id, span_id, end_ns, code, failed, item, logs)
         # A silent service still counts its requests; only its exports are missing.
         self._record_request(resource, op.index, code, (end_ns - start_ns) / _NS)
         return end_ns, code, span_id
@@ -859,7 +910,7 @@ class TrafficModel:
         interval_ns = int(config.metrics_interval.total_seconds() * _NS)
         data = MetricsData()
         for service, state in zip(self._services, self._states, strict=True):
-            if state.silent:
+            if state.silent or Signal.METRICS in state.stopped:
                 continue
             for resource_id in service.pods[state.version]:
                 resource = self._resources[resource_id]
@@ -963,8 +1014,10 @@ class TrafficModel:
         by_trace = config.key == "trace_id"
         interval_ns = int(config.metrics_interval.total_seconds() * _NS)
         next_metrics = self.start_ns + interval_ns
-        trace_count = int(config.duration.total_seconds() * config.rate)
-        spacing = _NS / config.rate
+        # A daily cycle thins a stream at the peak rate: each request is kept with the cycle's share.
+        peak = 1.0 + config.daily_cycle
+        trace_count = int(config.duration.total_seconds() * config.rate * peak)
+        spacing = _NS / (config.rate * peak)
         span_batch = _Batch(config.spans_per_message)
         log_batch = _Batch(config.logs_per_message)
         held_roots: list[tuple[int, bytes, bytes]] = []  # (resource, span, trace id) sent one message later
@@ -975,6 +1028,8 @@ class TrafficModel:
                 if emit_metrics:
                     yield from self._metrics_message(next_metrics)
                 next_metrics += interval_ns
+            if config.daily_cycle and self._cycle_rng.random() * peak > self._cycle(start_ns):
+                continue
             self._advance_faults(start_ns)
             spans: list[tuple[int, bytes]] = []
             logs: list[tuple[int, bytes]] = []
@@ -1028,6 +1083,10 @@ class TrafficModel:
             self._advance_faults(next_metrics)
             yield from self._metrics_message(next_metrics)
             next_metrics += interval_ns
+
+    def _cycle(self, time_ns: int) -> float:
+        seconds = (time_ns // _NS - _CYCLE_PEAK_S) % _DAY_S
+        return 1.0 + self.config.daily_cycle * math.cos(2 * math.pi * seconds / _DAY_S)
 
     def _traces_message(
         self, groups: dict[int, list[bytes]], trace_id: bytes | None, time_ns: int, count: int
@@ -1132,3 +1191,9 @@ def _slug(text: str) -> str:
 
 
 _EXTENSIONS = {"nodejs": "ts", "java": "java", "go": "go", "python": "py", "cpp": "cc"}
+
+
+def _isolated_moments(fault: IsolatedErrors) -> list[int]:
+    """Offsets (ns, from the fault's start) at which an isolated error falls due."""
+    length_ns = int(fault.duration.total_seconds() * _NS)
+    return [length_ns * (2 * i + 1) // (2 * fault.count) for i in range(fault.count)]

@@ -12,8 +12,10 @@ import base64
 import ctypes
 import fcntl
 import functools
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,7 +23,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -40,6 +42,8 @@ JVM_OPTIONS = ("-Xmx1g", "-Djava.awt.headless=true")
 NODE_ID = 1
 PID_FILE = "broker.pid"
 LOG_FILE = "broker.log"
+SECURE_FILE = "secure.json"  # the TLS and SASL listeners' ports, CA file and test user, when enabled
+SCRAM_MECHANISM = "SCRAM-SHA-256"
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +53,27 @@ class BrokerError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class SecureListeners:
+    """A TLS listener and a SASL_SSL listener with one SCRAM user, for tests of secured clients.
+    The CA and the broker's keystore are throwaway ones made with the JDK's keytool."""
+
+    ssl_bootstrap: str
+    sasl_ssl_bootstrap: str
+    cafile: Path  # PEM: the CA that signed the broker's certificate (for 127.0.0.1 and localhost)
+    username: str
+    password: str = field(repr=False)
+    mechanism: str = SCRAM_MECHANISM
+
+
+@dataclass(frozen=True)
 class Broker:
-    bootstrap: str
+    bootstrap: str  # PLAINTEXT, always there
     pid: int
     data_dir: Path
     port: int
     # False when `start` found this broker already running: the caller should not stop it.
     started: bool = True
+    secure: SecureListeners | None = None
 
 
 def cache_dir() -> Path:
@@ -68,12 +86,19 @@ def default_data_dir(port: int) -> Path:
 
 
 def start(
-    port: int = 9092, data_dir: Path | None = None, *, timeout: float = 60, stop_with_caller: bool = False,
+    port: int = 9092,
+    data_dir: Path | None = None,
+    *,
+    timeout: float = 60,
+    stop_with_caller: bool = False,
+    secure: bool = False,
 ) -> Broker:
     """Start a broker on 127.0.0.1:`port` (or reuse the live one recorded in `data_dir`).
 
     `stop_with_caller` (Linux; for test sessions) has the kernel send the broker SIGTERM when the
     calling process dies, even by SIGKILL; otherwise the broker outlives it until `stop`.
+    `secure` adds a TLS and a SASL_SSL (SCRAM) listener on free ports, set up when the data
+    directory is first formatted.
     """
     data_dir = Path(data_dir or default_data_dir(port)).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,16 +113,22 @@ def start(
             raise BrokerError(f"the broker recorded in {data_dir} (pid {running.pid}) does not answer on "
                               f"{bootstrap}:\n{_tail(data_dir / LOG_FILE)}")
         log.info("reusing the broker at %s (pid %d)", bootstrap, running.pid)
-        return Broker(bootstrap, running.pid, data_dir, port, started=False)
+        return Broker(bootstrap, running.pid, data_dir, port, started=False, secure=_secure(data_dir, secure))
     if _port_in_use(port):
         raise BrokerError(f"port {port} is already in use on 127.0.0.1")
 
     java = _java()
     classpath = f"{ensure_jars()}/*"
-    properties = _write_config(data_dir, port)
-    if not (data_dir / "kraft-logs" / "meta.properties").exists():
+    formatted = (data_dir / "kraft-logs" / "meta.properties").exists()
+    if secure and not formatted:
+        _make_secure_listeners(data_dir)
+    listeners = _secure(data_dir, secure)
+    properties = _write_config(data_dir, port, listeners)
+    if not formatted:
+        scram = ["--add-scram", f"{SCRAM_MECHANISM}=[name={listeners.username},password={listeners.password}]"
+                 ] if listeners else []
         _run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _random_cluster_id(),
-              "-c", str(properties)], "formatting the broker storage")
+              "-c", str(properties), *scram], "formatting the broker storage")
 
     log_path = data_dir / LOG_FILE
     with log_path.open("ab") as log_file:
@@ -115,7 +146,7 @@ def start(
     except BaseException:
         stop(data_dir)
         raise
-    return Broker(bootstrap, process.pid, data_dir, port)
+    return Broker(bootstrap, process.pid, data_dir, port, secure=listeners)
 
 
 def stop(data_dir: Path, *, timeout: float = 30) -> bool:
@@ -144,18 +175,19 @@ def status(data_dir: Path) -> Broker | None:
     running = _recorded_broker(data_dir)
     if running is None:
         return None
-    return Broker(f"127.0.0.1:{running.port}", running.pid, data_dir, running.port, started=False)
+    return Broker(f"127.0.0.1:{running.port}", running.pid, data_dir, running.port, started=False,
+                  secure=_secure(data_dir, False))
 
 
 @contextmanager
 def running(
-    port: int | None = None, data_dir: Path | None = None, *, timeout: float = 60,
+    port: int | None = None, data_dir: Path | None = None, *, timeout: float = 60, secure: bool = False,
 ) -> Iterator[Broker]:
     """A broker for the block's duration (on a free port by default), stopped afterwards if we started it.
 
     It also stops if this process dies without leaving the block (see `start`'s `stop_with_caller`).
     """
-    broker = start(port or free_port(), data_dir, timeout=timeout, stop_with_caller=True)
+    broker = start(port or free_port(), data_dir, timeout=timeout, stop_with_caller=True, secure=secure)
     try:
         yield broker
     finally:
@@ -206,17 +238,68 @@ def _pom() -> str:
     )
 
 
-def _write_config(data_dir: Path, port: int) -> Path:
+def _make_secure_listeners(data_dir: Path) -> None:
+    """A throwaway CA, the broker's PKCS12 keystore signed by it, free ports and a SCRAM user,
+    recorded in SECURE_FILE (the user is added when the storage is formatted)."""
+    keytool = shutil.which("keytool", path=str(Path(_java()).parent)) or shutil.which("keytool")
+    if keytool is None:
+        raise BrokerError("the JDK's keytool is needed for the TLS listener")
+    tls = data_dir / "tls"
+    tls.mkdir(exist_ok=True)
+    store_password = secrets.token_hex(16)
+    common = ["-storepass", store_password, "-keypass", store_password, "-storetype", "PKCS12"]
+    new_key = ["-genkeypair", "-keyalg", "RSA", "-keysize", "2048", "-validity", "30"]
+    ca, keystore = str(tls / "ca.p12"), str(tls / "broker.p12")
+    steps = [
+        [*new_key, "-alias", "ca", "-dname", "CN=telemetry-pipeline test CA", "-ext", "bc:c",
+         "-keystore", ca],
+        ["-exportcert", "-rfc", "-alias", "ca", "-keystore", ca, "-file", str(tls / "ca.pem")],
+        [*new_key, "-alias", "broker", "-dname", "CN=localhost", "-keystore", keystore],
+        ["-certreq", "-alias", "broker", "-keystore", keystore, "-file", str(tls / "broker.csr")],
+        ["-gencert", "-rfc", "-alias", "ca", "-keystore", ca, "-infile", str(tls / "broker.csr"),
+         "-outfile", str(tls / "broker.pem"), "-validity", "30", "-ext", "san=ip:127.0.0.1,dns:localhost",
+         "-ext", "eku=serverAuth"],
+        ["-importcert", "-noprompt", "-alias", "ca", "-file", str(tls / "ca.pem"), "-keystore", keystore],
+        ["-importcert", "-noprompt", "-alias", "broker", "-file", str(tls / "broker.pem"),
+         "-keystore", keystore],
+    ]
+    for step in steps:
+        _run([keytool, *step, *common], f"keytool {step[0]}")
+    record = {
+        "ssl_port": free_port(), "sasl_ssl_port": free_port(), "store_password": store_password,
+        "username": "tp-test", "password": secrets.token_hex(16),
+    }
+    (data_dir / SECURE_FILE).write_text(json.dumps(record))
+
+
+def _secure(data_dir: Path, required: bool) -> SecureListeners | None:
+    try:
+        record = json.loads((data_dir / SECURE_FILE).read_text())
+    except FileNotFoundError:
+        if required:
+            raise BrokerError(f"{data_dir} was formatted without the TLS and SASL listeners; "
+                              "use a new data directory") from None
+        return None
+    return SecureListeners(f"127.0.0.1:{record['ssl_port']}", f"127.0.0.1:{record['sasl_ssl_port']}",
+                           data_dir / "tls" / "ca.pem", record["username"], record["password"])
+
+
+def _write_config(data_dir: Path, port: int, secure: SecureListeners | None) -> Path:
     controller_port = free_port()
+    listeners = {"PLAINTEXT": f"127.0.0.1:{port}"}
+    if secure is not None:
+        listeners |= {"SSL": secure.ssl_bootstrap, "SASL_SSL": secure.sasl_ssl_bootstrap}
+    advertised = ",".join(f"{name}://{address}" for name, address in listeners.items())
     settings = {
         "process.roles": "broker,controller",
         "node.id": NODE_ID,
         "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"{advertised},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join([*(f"{name}:{name}" for name in listeners),
+                                                    "CONTROLLER:PLAINTEXT"]),
         "log.dirs": data_dir / "kraft-logs",
         # Single node: internal topics cannot have more than one replica.
         "offsets.topic.replication.factor": 1,
@@ -229,6 +312,17 @@ def _write_config(data_dir: Path, port: int) -> Path:
         "transaction.state.log.num.partitions": 4,
         "group.initial.rebalance.delay.ms": 0,
     }
+    if secure is not None:
+        store_password = json.loads((data_dir / SECURE_FILE).read_text())["store_password"]
+        settings |= {
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": data_dir / "tls" / "broker.p12",
+            "ssl.keystore.password": store_password,
+            "ssl.key.password": store_password,
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        }
     properties = data_dir / "server.properties"
     properties.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     (data_dir / "log4j2.properties").write_text(
@@ -276,9 +370,12 @@ def _recorded_broker(data_dir: Path) -> _Recorded | None:
 
 
 def _configured_port(data_dir: Path) -> int:
+    """The PLAINTEXT listener's port."""
     for line in (data_dir / "server.properties").read_text().splitlines():
         if line.startswith("advertised.listeners="):
-            return int(line.rsplit(":", 1)[1])
+            entries = line.split("=", 1)[1].split(",")
+            plaintext = next(entry for entry in entries if entry.startswith("PLAINTEXT:"))
+            return int(plaintext.rsplit(":", 1)[1])
     raise BrokerError(f"no advertised.listeners in {data_dir / 'server.properties'}")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError as ProtobufDecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
@@ -88,7 +89,10 @@ class DecodeError(ValueError):
 def sniff_encoding(payload: bytes) -> Encoding:
     # A serialized *Data message starts with field 1 (tag 0x0a); '{' (0x7b) would be a protobuf
     # start-group on field 15, which these messages never contain, so the first byte decides.
-    return Encoding.JSON if payload.lstrip()[:1] == b"{" else Encoding.PROTO
+    # Leading whitespace before JSON is skipped, but not "\n": that is the protobuf tag, and a
+    # first resource group of 123 bytes (length byte 0x7b, '{') made such a message look like JSON
+    # (found by the fuzz test).
+    return Encoding.JSON if payload.lstrip(b" \t\r")[:1] == b"{" else Encoding.PROTO
 
 
 def decode(signal: Signal, payload: bytes, encoding: Encoding | None = None) -> Message:
@@ -97,17 +101,57 @@ def decode(signal: Signal, payload: bytes, encoding: Encoding | None = None) -> 
         obj = _load_json_object(payload)
         if signal.json_key not in obj:
             raise DecodeError(f"OTLP/JSON {signal} payload must be an object with {signal.json_key!r}")
-        return _parse_json(signal, obj)
-    message = signal.message_type()
-    try:
-        message.ParseFromString(payload)
-    except ProtobufDecodeError:
-        raise DecodeError(f"not a protobuf {message.DESCRIPTOR.name}") from None
-    # Arbitrary bytes can parse as a message made only of unknown fields; an OTLP producer never
-    # sends a non-empty payload with no resource entries, so treat that as garbage.
-    if payload and not getattr(message, signal.resource_field):
-        raise DecodeError(f"payload decoded to an empty {message.DESCRIPTOR.name}")
+        message = _parse_json(signal, obj)
+    else:
+        message = signal.message_type()
+        try:
+            message.ParseFromString(payload)
+        except ProtobufDecodeError:
+            raise DecodeError(f"not a protobuf {message.DESCRIPTOR.name}") from None
+        # Arbitrary bytes can parse as a message made only of unknown fields; an OTLP producer never
+        # sends a non-empty payload with no resource entries, so treat that as garbage.
+        if payload and not getattr(message, signal.resource_field):
+            raise DecodeError(f"payload decoded to an empty {message.DESCRIPTOR.name}")
+    _check_records(signal, message)
     return message
+
+
+# Where each signal keeps its records: (scope groups field, records field).
+_RECORD_FIELDS = {
+    Signal.TRACES: ("scope_spans", "spans"),
+    Signal.METRICS: ("scope_metrics", "metrics"),
+    Signal.LOGS: ("scope_logs", "log_records"),
+}
+
+
+def _check_records(signal: Signal, message: Message) -> None:
+    """Reject what parses but is not this signal's data. The three *Data messages share their outer
+    layout, so another signal's payload (a wrong topic) parses too: its records then carry known
+    field numbers with another wire type (kept as unknown fields), and spans lack valid ids. Only
+    the first record of each scope is checked for that (all records of a foreign payload are
+    foreign); the ids of every span and log record are checked, since other stages key by them."""
+    scopes_field, records_field = _RECORD_FIELDS[signal]
+    for group in getattr(message, signal.resource_field):
+        for scope in getattr(group, scopes_field):
+            records = getattr(scope, records_field)
+            if records and _has_mistyped_fields(records[0]):
+                raise DecodeError(f"{records_field} hold fields of another type: not {signal} data")
+            if signal is Signal.TRACES:
+                for span in records:
+                    parent = len(span.parent_span_id)
+                    if len(span.trace_id) != 16 or len(span.span_id) != 8 or parent not in (0, 8):
+                        raise DecodeError("span without a 16-byte trace id and an 8-byte span id")
+            elif signal is Signal.LOGS:
+                for record in records:
+                    if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
+                        raise DecodeError("log record whose trace id is not 16 bytes or span id not 8")
+
+
+def _has_mistyped_fields(record: Any) -> bool:
+    """A field number this schema defines, sent with another wire type. Unknown field numbers are
+    fine (a newer OTLP version may add fields)."""
+    known = record.DESCRIPTOR.fields_by_number
+    return any(field.field_number in known for field in UnknownFieldSet(record))
 
 
 def encode(message: Message, encoding: Encoding) -> bytes:
@@ -142,6 +186,9 @@ def _load_json_object(payload: bytes) -> dict[str, Any]:
 def message_to_json(message: Message) -> dict[str, Any]:
     obj = json_format.MessageToDict(message, use_integers_for_enums=True)
     _convert_ids(obj, _base64_to_hex)
+    # MessageToDict leaves empty lists out; an empty message must still name its signal, or it
+    # does not decode again (found by the fuzz test).
+    obj.setdefault(Signal.of(message).json_key, [])
     return obj
 
 

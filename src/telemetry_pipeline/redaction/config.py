@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from telemetry_pipeline.redaction.detectors import Detector
+from telemetry_pipeline.redaction.national_ids import Region
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class RedactionConfig(BaseModel):
     # Detector -> action for matches inside values; detectors not listed mask.
     detectors: dict[Detector, Action] = {}
     disabled_detectors: list[Detector] = []
+    # Regions whose national, tax, health, licence and vehicle numbers are found (detector
+    # national_id): all by default; each costs some speed and some false-positive risk on bare numbers.
+    regions: list[Region] = Field(default_factory=lambda: list(Region))
 
     scan_span_names: bool = True
     # Maps and arrays nested deeper than this in a log body or attribute are masked whole.

@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
-import math
 import re
-from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
+
+import hyperscan
+from stdnum import bitcoin
+
+from telemetry_pipeline.redaction.national_ids import PUBLISHED_EXAMPLES, NationalIds
+from telemetry_pipeline.redaction.service_tokens import (
+    KEYWORDS,
+    RULES,
+    confirmed,
+    is_placeholder,
+    shannon_entropy,
+)
 
 
 class Detector(StrEnum):
@@ -42,6 +53,10 @@ class Detector(StrEnum):
     GOOGLE_API_KEY = "google_api_key"
     PRIVATE_KEY = "private_key"
     GENERIC_SECRET = "generic_secret"
+    NATIONAL_ID = "national_id"  # national, tax, health, licence and vehicle numbers (national_ids.py)
+    MAC_ADDRESS = "mac_address"
+    CRYPTO_WALLET = "crypto_wallet"
+    SERVICE_TOKEN = "service_token"  # tokens and keys of the services in gitleaks' rules (service_tokens.py)
 
 
 # Vendor tokens, recognised by their prefix alone. Also used to name what a generic
@@ -76,7 +91,7 @@ PATTERNS: dict[Detector, str] = {
         r"-----BEGIN[A-Z0-9 _-]{0,60}PRIVATE KEY(?: BLOCK)?-----"
         r"(?:[A-Za-z0-9+/=\s:,.\\]|-(?!-)){64,16384}(?:-----END[A-Z0-9 _-]{0,60}PRIVATE KEY(?: BLOCK)?-----)?"
     ),
-    Detector.JWT: r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{2,}\.?[A-Za-z0-9_-]*",
+    Detector.JWT: r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{2,}\.?[A-Za-z0-9_-]*={0,2}",
     Detector.SLACK_WEBHOOK: r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}",
     # Only the user:password part is masked; scheme and host stay readable.
     Detector.URL_CREDENTIALS: r"(?<=://)[^\s/?#@:'\"<>]{1,64}:[^\s/?#@'\"<>]{1,128}(?=@)",
@@ -91,12 +106,18 @@ PATTERNS: dict[Detector, str] = {
     # word must end the name: `api_token = ...` counts, `key_length = ...` and `accessor: ...` do not.
     Detector.GENERIC_SECRET: (
         rf"(?i:(?P<generic_secret_k>{_SECRET_WORDS})s?\d{{0,3}})(?![A-Za-z0-9_])(?:[ \t]+[A-Za-z]\w{{0,11}})?"
-        r"[\s'\"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|\.=|,)[`'\" \t=]{0,5}(?:\\n|\n)?[ \t]{0,8}"
-        r"(?P<generic_secret_v>[\w.=+/~-]{3,150})"
+        r"[\s'\"\\]{0,4}(?:=|>|:{1,3}=|\|\||:|=>|\?=|\.=|,)[`'\" \t=\\]{0,6}(?:\\n|\n)?[ \t]{0,8}"
+        # The value's start; value_end finds where it really ends.
+        r"(?P<generic_secret_v>[\w.=+/~-]{1,150})"
     ),
     Detector.EMAIL: (
         r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
         r"\.(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{1,59})(?![\w-])"
+    ),
+    # Six hex octets split by one kind of separator, or Cisco's three dotted groups of four.
+    Detector.MAC_ADDRESS: (
+        r"(?<![\w:.-])(?:[0-9A-Fa-f]{2}(?P<mac_address_s>[:-])(?:[0-9A-Fa-f]{2}(?P=mac_address_s)){4}[0-9A-Fa-f]{2}"
+        r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?![\w:.-])"
     ),
     Detector.IPV6: (
         rf"(?<![\w:.%])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{1,4}})?"
@@ -107,6 +128,10 @@ PATTERNS: dict[Detector, str] = {
     Detector.IBAN: r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}[ -]?(?:[A-Z0-9]{4}[ -]?){2,7}[A-Z0-9]{1,4}(?![A-Za-z0-9])",
     Detector.US_SSN: r"(?<![\w.-])\d{3}(?P<us_ssn_s>[ .-])\d{2}(?P=us_ssn_s)\d{4}(?![\w-]|\.\d)",
     Detector.CREDIT_CARD: r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])",
+    # Bitcoin: base58check (P2PKH, P2SH) and bech32/bech32m (segwit, taproot) addresses.
+    Detector.CRYPTO_WALLET: (
+        r"(?<![\w])(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{11,71})(?![\w])"
+    ),
     Detector.PHONE: (
         r"(?<![\w+])(?:"
         r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,5}"  # international
@@ -131,7 +156,14 @@ _TOKEN_NAMER = _combined(_TOKEN_PATTERNS)
 _GATES: tuple[tuple[Callable[[str], re.Match[str] | None], frozenset[Detector]], ...] = (
     (
         re.compile(r"\d").search,
-        frozenset({Detector.IPV4, Detector.IBAN, Detector.US_SSN, Detector.CREDIT_CARD, Detector.PHONE}),
+        frozenset({
+            Detector.IPV4, Detector.IBAN, Detector.US_SSN, Detector.CREDIT_CARD, Detector.PHONE,
+            Detector.CRYPTO_WALLET,
+        }),
+    ),
+    (
+        re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.").search,
+        frozenset({Detector.MAC_ADDRESS}),
     ),
     (re.compile("@").search, frozenset({Detector.EMAIL, Detector.URL_CREDENTIALS})),
     (re.compile(":").search, frozenset({Detector.IPV6})),
@@ -171,8 +203,6 @@ _IBAN_LENGTHS = {
     "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
     "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }
-# Widely published test and advertising SSNs that are never issued.
-_INVALID_SSNS = {"078051120", "219099999", "457555462"}
 _DIGIT_SEPARATORS = str.maketrans("", "", " -.()/+")
 
 
@@ -222,12 +252,24 @@ def _ssn(text: str) -> bool:
         and area[0] != "9"
         and group != "00"
         and serial != "0000"
-        and digits not in _INVALID_SSNS
+        and digits not in PUBLISHED_EXAMPLES
     )
 
 
 def _phone(text: str) -> bool:
     return 8 <= len(text.translate(_DIGIT_SEPARATORS)) <= 15
+
+
+def _mac(text: str) -> bool:
+    # The broadcast and the all-zero address name no device.
+    return len(set(text.translate(_DIGIT_SEPARATORS).replace(":", "").lower())) > 1
+
+
+def _crypto_wallet(text: str) -> bool:
+    if text.startswith("bc1p"):
+        # Taproot (bech32m, whose checksum stdnum does not check): the length fixes the format.
+        return len(text) == 62
+    return bool(bitcoin.is_valid(text))
 
 
 def _ipv6(text: str) -> bool:
@@ -244,6 +286,8 @@ def _b64decode(segment: str) -> bytes:
 
 
 def _jwt(text: str) -> bool:
+    # A header that does not decode makes no usable token (detect-secrets' rule; gitleaks, by
+    # shape alone, disagrees on one of its test tokens).
     try:
         header = _b64decode(text.split(".", 1)[0]).rstrip()
     except (binascii.Error, ValueError):
@@ -263,11 +307,6 @@ def _bearer(value: str) -> bool:
     return not value.isalpha()
 
 
-def shannon_entropy(text: str) -> float:
-    length = len(text)
-    return -sum(count / length * math.log2(count / length) for count in Counter(text).values())
-
-
 def _slack(text: str) -> bool:
     parts = text.split("-")[1:]
     if not parts or len(parts[-1]) < 6 or sum(map(len, parts)) < 20:
@@ -279,7 +318,8 @@ def _slack(text: str) -> bool:
     return len(parts) == 2 and len(parts[1]) >= 30 and not parts[1].isalpha() and not parts[1].isdigit()
 
 
-_PASSWORD_WORDS = ("pass", "pwd", "secret")
+# Words whose value is a secret whatever it looks like (a Cookie header holds session ids).
+_PASSWORD_WORDS = ("pass", "pwd", "secret", "cookie")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -292,6 +332,8 @@ def _in_query_string(text: str, keyword_start: int) -> bool:
 
 
 def _generic(keyword: str, value: str, in_query: bool) -> bool:
+    if is_placeholder(value):
+        return False
     if in_query or keyword.lower().startswith(_PASSWORD_WORDS):
         # After "password=" or "?token=" anything is a secret, however short.
         return len(value) >= 3
@@ -317,6 +359,8 @@ _VALIDATORS: dict[str, Callable[[str], bool]] = {
     Detector.US_SSN: _ssn,
     Detector.PHONE: _phone,
     Detector.IPV6: _ipv6,
+    Detector.MAC_ADDRESS: _mac,
+    Detector.CRYPTO_WALLET: _crypto_wallet,
     Detector.JWT: _jwt,
     Detector.SLACK_TOKEN: _slack,
 }
@@ -343,8 +387,13 @@ _CONTEXT_DETECTORS = frozenset(
 )
 
 
-def find(text: str) -> list[Finding]:
-    """All confirmed detections in `text`, left to right, non-overlapping."""
+ALL_NATIONAL_IDS = NationalIds()
+_DIGIT_GATE = 1  # bit 0: the text holds a digit
+
+
+def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Finding]:
+    """All confirmed detections in `text`, left to right, non-overlapping. `national_ids`: the
+    families of the configured regions."""
     findings: list[Finding] = []
     gates = 0
     for bit, (gate, _) in enumerate(_GATES):
@@ -364,7 +413,80 @@ def find(text: str) -> list[Finding]:
         else:
             position = match.end()
         match = search(text, max(position, match.start() + 1))
+    if gates & _DIGIT_GATE and national_ids.candidates is not None:
+        numbers = _find_national_ids(text, national_ids)
+        if numbers:
+            findings = _merge(findings, numbers)
+    tokens = _find_service_tokens(text)
+    if tokens:
+        findings = _merge(findings, tokens)
     return findings
+
+
+@functools.cache
+def _keyword_database() -> tuple[hyperscan.Database, list[tuple[int, ...]]]:
+    """The rules' keywords, caseless (gitleaks lower-cases the text): which rules to run."""
+    keywords = list(KEYWORDS)
+    database = hyperscan.Database()
+    flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+    database.compile(
+        expressions=[re.escape(keyword).encode() for keyword in keywords], flags=[flags] * len(keywords),
+        ids=list(range(len(keywords))), elements=len(keywords),
+    )
+    return database, [KEYWORDS[keyword] for keyword in keywords]
+
+
+def _find_service_tokens(text: str) -> list[Finding]:
+    """gitleaks' design: only the rules whose keyword occurs in the text are run."""
+    database, rules_of_keyword = _keyword_database()
+    wanted: set[int] = set()
+
+    def collect(keyword: int, _start: int, _end: int, _flags: int, _context: None) -> None:
+        wanted.update(rules_of_keyword[keyword])
+
+    database.scan(text.encode(), match_event_handler=collect)
+    findings: list[Finding] = []
+    for index in sorted(wanted):
+        rule = RULES[index]
+        for match in rule.pattern.finditer(text):
+            span = confirmed(rule, match)
+            if span is not None:
+                findings.append(Finding(Detector.SERVICE_TOKEN, *span))
+    if len(findings) > 1:
+        findings = _merge(findings, [])
+    return findings
+
+
+def _find_national_ids(text: str, national_ids: NationalIds) -> list[Finding]:
+    """A second pass: identifier shapes overlap each other and the card, phone and SSN shapes, so
+    at each candidate every family of the regions is tried; a rejected candidate's inside is read
+    again ("20241 130-692-544")."""
+    search = national_ids.candidates.search  # type: ignore[union-attr]
+    findings: list[Finding] = []
+    match = search(text)
+    while match is not None:
+        start = match.start()
+        confirmed = national_ids.confirm(text, start)
+        if confirmed is not None:
+            findings.append(Finding(Detector.NATIONAL_ID, start, confirmed[0]))
+            position = confirmed[0]
+        else:
+            position = start + 1
+        match = search(text, position)
+    return findings
+
+
+def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
+    """Both lists' findings, left to right, without overlaps: the earlier start (then the longer) wins."""
+    merged: list[Finding] = []
+    # On the same span a named detector wins over the generic "secret word = value" one.
+    ranked = sorted(
+        first + second, key=lambda item: (item.start, -item.end, item.detector is Detector.GENERIC_SECRET)
+    )
+    for finding in ranked:
+        if not merged or finding.start >= merged[-1].end:
+            merged.append(finding)
+    return merged
 
 
 def _confirm(match: re.Match[str]) -> Finding | None:
@@ -382,6 +504,8 @@ def _confirm(match: re.Match[str]) -> Finding | None:
         ):
             return None
         start, end = match.span(group)
+        if detector is Detector.BEARER:
+            end = value_end(match.string, start, end)
         return Finding(detector, start, end)
     if detector is Detector.IBAN:
         length = _iban_length(match.group())
@@ -393,9 +517,16 @@ def _confirm(match: re.Match[str]) -> Finding | None:
 
 
 def _confirm_generic(match: re.Match[str]) -> Finding | None:
-    value = match.group("generic_secret_v")
-    in_query = _in_query_string(match.string, match.start())
-    if not _generic(match.group("generic_secret_k"), value, in_query):
+    text = match.string
+    start, token_end = match.span("generic_secret_v")
+    end = value_end(text, start, token_end)
+    keyword = match.group("generic_secret_k")
+    in_query = _in_query_string(text, match.start())
+    # A secret by name (password=, ?token=) is judged whole; after other words the value is judged
+    # by its token (the [\w.=+/~-] run), so "api:jar:1.7.8" is no secret. Either is masked whole.
+    by_name = in_query or keyword.lower().startswith(_PASSWORD_WORDS)
+    value = text[start:end] if by_name else text[start:token_end]
+    if not _generic(keyword, value, in_query):
         return None
     detector = Detector.GENERIC_SECRET
     # Name the value when it is a known token; a token-shaped placeholder ("xoxp-1234567890")
@@ -408,5 +539,36 @@ def _confirm_generic(match: re.Match[str]) -> Finding | None:
     validator = _VALIDATORS.get(detector)
     if validator is not None and not validator(value):
         return None
-    start, end = match.span("generic_secret_v")
     return Finding(detector, start, end)
+
+
+_QUOTES = "'\"`"
+# An unquoted value ends at whitespace, a quote, & (form bodies, query strings), ; (cookies) or
+# an angle bracket (markup).
+_UNQUOTED_END = re.compile(r"[\s&;'\"`<>]")
+# Longer quoted values are not searched for their closing quote: the unquoted rule applies.
+_MAX_QUOTED = 4096
+
+
+def value_end(text: str, start: int, end: int) -> int:
+    """Where the secret value found at text[start:end] really ends: at its closing quote when a
+    quote opens it (an escaped one, \\", when the text is JSON inside a string), else at its
+    delimiter. The detectors' value classes stop at the first unusual character, and
+    "hunter2!x" must not leave "!x" beside the marker."""
+    opening = text[start - 1] if start else ""
+    if opening and opening in _QUOTES:
+        escaped = start >= 2 and text[start - 2] == "\\"
+        position = start
+        limit = min(len(text), start + _MAX_QUOTED)
+        while True:
+            position = text.find(opening, position, limit)
+            if position == -1:
+                break
+            backslash = text[position - 1] == "\\"
+            if escaped and backslash:
+                return max(end, position - 1)
+            if not escaped and not backslash:
+                return max(end, position)
+            position += 1
+    delimiter = _UNQUOTED_END.search(text, end)
+    return delimiter.start() if delimiter is not None else len(text)

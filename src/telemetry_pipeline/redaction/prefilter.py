@@ -35,6 +35,8 @@ import hyperscan
 
 from telemetry_pipeline.redaction.config import RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector
+from telemetry_pipeline.redaction.national_ids import loose_shapes
+from telemetry_pipeline.redaction.service_tokens import loose_patterns
 
 # Any non-ASCII character (upb has checked that strings are UTF-8).
 _NON_ASCII = rb"[\xc2-\xf4][\x80-\xbf]{1,3}"
@@ -117,8 +119,8 @@ LOOSE_PATTERNS: dict[Detector, bytes] = {
     # Anchored by its word, so it keeps Unicode digits itself.
     Detector.GENERIC_SECRET: (
         b"(?:" + _SECRET_WORDS.encode() + b")s?"
-        + _DIGIT + rb"{0,3}(?:[ \t]+[A-Za-z]" + _WORD + rb"{0,11})?(?:['\"]|" + _SPACE + rb"){0,3}"
-        + _ASSIGNMENT + rb"[`'\" \t=]{0,5}(?:\\n|\n)?[ \t]{0,8}(?:[.=+/~-]|" + _WORD + rb"){3}"
+        + _DIGIT + rb"{0,3}(?:[ \t]+[A-Za-z]" + _WORD + rb"{0,11})?(?:['\"\\]|" + _SPACE + rb"){0,4}"
+        + _ASSIGNMENT + rb"[`'\" \t=\\]{0,6}(?:\\n|\n)?[ \t]{0,8}(?:[.=+/~-]|" + _WORD + rb")"
     ),
     Detector.EMAIL: rb"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z0-9-]",
     Detector.IPV6: rb"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
@@ -127,6 +129,12 @@ LOOSE_PATTERNS: dict[Detector, bytes] = {
     Detector.IBAN: rb"[A-Z]{2}[0-9]{2}[ -]?[A-Z0-9]{4}",
     Detector.US_SSN: rb"[0-9]{3}[ .-][0-9]{2}[ .-][0-9]{4}",
     Detector.CREDIT_CARD: rb"[0-9](?:[ -]?[0-9]){12}",
+    Detector.CRYPTO_WALLET: rb"[13][1-9A-HJ-NP-Za-km-z]{25}|bc1[02-9ac-hj-np-z]{11}",
+    Detector.MAC_ADDRESS: (
+        rb"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\."
+    ),
+    # The shapes themselves: they hold no lookaround and only ASCII classes (national_ids.py).
+    Detector.NATIONAL_ID: loose_shapes(),
     # A confirmed phone number has 8 to 15 digits (its check), at most two separators between two.
     Detector.PHONE: (
         rb"\+[0-9](?:[ .()-]{0,2}[0-9]){7}|\([0-9]{3}\)|[0-9]{3}[.-][0-9]{3}[.-][0-9]{4}"
@@ -239,6 +247,7 @@ class Prefilter:
                 offsets[index] = [(end - 1, pattern >= first_key_id)]
 
         self._database.scan(payload, match_event_handler=collect)
+        _service_token_database().scan(payload, match_event_handler=collect)  # value hits only
         whole = {index for index, count in containers.items() if count >= self._max_depth}
         hits: list[list[tuple[int, RecordParts | None]]] = [[] for _ in records_per_scope]
         first_of_scope = [0]
@@ -332,6 +341,19 @@ def _database(key_patterns: tuple[tuple[bytes, int], ...]) -> tuple[hyperscan.Da
         ids=list(range(len(patterns))), elements=len(patterns),
     )
     return database, first_key_id
+
+
+@functools.cache
+def _service_token_database() -> hyperscan.Database:
+    """gitleaks' rules (service_tokens.py), compiled once per process in Hyperscan's prefilter mode
+    (a superset of each rule's matches): ids from _FIRST_VALUE_ID, below every key id."""
+    patterns = loose_patterns()
+    database = hyperscan.Database()
+    database.compile(
+        expressions=patterns, flags=[hyperscan.HS_FLAG_PREFILTER] * len(patterns),
+        ids=[_FIRST_VALUE_ID] * len(patterns), elements=len(patterns),
+    )
+    return database
 
 
 def _phrase_words(phrase: str) -> list[str]:

@@ -26,6 +26,7 @@ from telemetry_pipeline.otlp import Message
 from telemetry_pipeline.otlp.attributes import service_name
 from telemetry_pipeline.redaction.config import Action, RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector, find
+from telemetry_pipeline.redaction.national_ids import NationalIds
 from telemetry_pipeline.redaction.prefilter import (
     LOG_RECORD,
     SPAN,
@@ -100,6 +101,7 @@ class Redactor:
         self._summary = config.summary_attributes
         self._scan_names = config.scan_span_names
         self._enabled = frozenset(Detector) - frozenset(config.disabled_detectors)
+        self._national_ids = NationalIds(frozenset(config.regions))
         self._detector_actions = {detector: config.detector_action(detector) for detector in Detector}
         self._allow_keys = frozenset(config.allow_keys)
         self._person_keys = frozenset(config.person_keys)
@@ -163,6 +165,10 @@ class Redactor:
         action = self._key_actions.get(key, _MISSING)
         if action is _MISSING:
             action, rule = self._classify(key)
+            # Keys are the client's to invent (100,000 distinct in one message): bounded like the scans.
+            if len(self._key_actions) >= self._cache_size:
+                self._key_actions.clear()
+                self._key_counted.clear()
             self._key_actions[key] = action
             self._key_counted[key] = rule
         return action  # type: ignore[return-value]
@@ -432,7 +438,8 @@ class Redactor:
         return None, ""
 
     def _scan_uncached(self, text: str) -> ScanResult | None:
-        findings = [finding for finding in find(text) if finding.detector in self._enabled]
+        enabled = self._enabled
+        findings = [finding for finding in find(text, self._national_ids) if finding.detector in enabled]
         if not findings:
             return None
         pieces: list[str] = []

@@ -92,9 +92,10 @@ class SliConfig(_Model):
     # longest window (and SLO period) that can be evaluated.
     bucket_tiers: list[BucketTier] = _DEFAULT_TIERS
     evaluation_step: Duration = "1m"
-    # A service this far behind the watermark (silent for days, or old data arriving) jumps ahead
-    # and is evaluated only for the last stretch: catching up step by step would emit thousands of
-    # snapshots nobody reads and block the worker's event loop for seconds.
+    # When idle input lets the wall clock move the watermark, a service this far behind it (silent
+    # for days) jumps ahead and is evaluated only for the last stretch: catching up step by step would
+    # emit thousands of snapshots nobody reads and block the worker's event loop for seconds. Moves
+    # by data (a backlog, replay) evaluate every step, so the output does not depend on the pace.
     max_catch_up: Duration = "1h"
     allowed_lateness: Duration = "2m"
     # Wall time after which an input source (a partition, or the whole input) with no data stops

@@ -11,15 +11,23 @@ old one would have.
 
 The watermark is the newest event time of the slowest active input source (partition or file)
 minus the allowed lateness: one signal or partition caught up minutes behind the others after
-downtime holds evaluation back instead of having its data dropped as late. A source silent for
-`idle_after` of wall time stops holding it back.
+downtime holds evaluation back instead of having its data dropped as late. The sources the shell
+reads itself (its assigned partitions, its files) are declared with `set_sources`: each holds the
+watermark back from the moment it is declared, before any of its data arrived, until the shell says
+it is caught up (position at the end offset; end of file). A source seen only in partials (another
+worker's partition) stops holding it back after `idle_after` of wall time without data.
+
+A service's evaluation starts at the step of its earliest bucket (moved earlier while it has
+emitted nothing), so which source or signal brought it first does not change its snapshots: the
+output is a function of the input, not of the order the sources are read in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable, MutableMapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
 from telemetry_pipeline.sli.config import SliConfig, duration_ms
@@ -37,6 +45,7 @@ _QUANTILES = (0.5, 0.95, 0.99)
 class EngineStats:
     services: int = 0
     late_dropped: int = 0  # partial buckets whose step was already evaluated (beyond the allowed lateness)
+    late_dropped_by_source: Counter[str] = dataclasses.field(default_factory=Counter)
     duplicates_skipped: int = 0  # partials of input applied before (redelivered after a rebalance or crash)
     services_rejected: int = 0  # partials of new services refused because max_services was reached
     services_expired: int = 0  # services removed after their data aged out of every tier
@@ -77,6 +86,7 @@ class SliEngine:
         # Per source: newest event time applied, and the wall time it was last heard of (None: not
         # since this engine started; its idle time starts with the next partials).
         self._sources: dict[str, list] = {}
+        self._declared: dict[str, bool] = {}  # the shell's own sources: caught up or not (`set_sources`)
         self._watermark_ms: int | None = None
         self.adopt()
 
@@ -104,14 +114,32 @@ class SliEngine:
                 self._heard_of(source, max_time_ms, heard.get(source, [0, None])[1])
 
     def stats(self) -> dict[str, int]:
-        """Counters for metrics; the watermark only once there is one."""
+        """Counters for metrics; the watermark only once there is one. Late drops per source are in
+        `late_dropped_by_source()`."""
         self._stats.services = len(self._states)
         self._stats.watermark_ms = self._watermark_ms
-        return {name: value for name, value in dataclasses.asdict(self._stats).items() if value is not None}
+        return {
+            name: value
+            for name, value in dataclasses.asdict(self._stats).items()
+            if value is not None and name != "late_dropped_by_source"
+        }
 
-    def add(self, partials: Iterable[SliPartial], wall_ms: int | None = None) -> None:
-        """Merge partials into memory (see `persist`). `wall_ms`: the shell's clock, for source idleness;
-        without it (replay) every source counts until the end."""
+    def late_dropped_by_source(self) -> dict[str, int]:
+        """Partial buckets dropped as late since this engine started, per input source."""
+        return dict(self._stats.late_dropped_by_source)
+
+    def set_sources(self, caught_up: Mapping[str, bool], wall_ms: int | None = None) -> None:
+        """Declare the sources the shell reads (replacing the previous declaration), each with whether
+        it is caught up. One not caught up holds the watermark back, even before its first data."""
+        self._declared = dict(caught_up)
+        self._raise_watermark_to_sources(wall_ms)
+
+    def add(self, partials: Iterable[SliPartial], wall_ms: int | None = None) -> list[SliPartial]:
+        """Merge partials into memory (see `persist`) and return those applied: not input applied
+        before, not refused for `max_services` (late buckets inside an applied partial are counted
+        as late). `wall_ms`: the shell's clock, for the idleness of undeclared sources; without it
+        (replay) every source counts until the end."""
+        applied: list[SliPartial] = []
         for partial in partials:
             service = partial.service
             state = self._states.get(service)
@@ -128,14 +156,19 @@ class SliEngine:
             state.sources[partial.source] = [partial.offset, newest]
             self._heard_of(partial.source, partial.max_time_ms, wall_ms)
             self._dirty.add(service)
+            applied.append(partial)
             for bucket in partial.buckets:
+                if bucket[START] + self._finest_ms <= state.evaluated_ms:
+                    self._start_earlier(state, bucket[START])
                 if bucket[START] + self._finest_ms <= state.evaluated_ms:
                     state.late_dropped += 1
                     self._stats.late_dropped += 1
+                    self._stats.late_dropped_by_source[partial.source] += 1
                     continue
                 add_to_finest(state.tiers, bucket)
                 state.max_event_ms = max(state.max_event_ms, partial.max_time_ms)
         self._raise_watermark_to_sources(wall_ms)
+        return applied
 
     def persist(self) -> None:
         """Write every service changed since the last call to the store. Input whose partials were
@@ -152,21 +185,34 @@ class SliEngine:
     def advance(self, idle_now_ms: int | None = None) -> list[SliSnapshot]:
         """Move the watermark and evaluate every step it passed, for every service, in step order.
 
-        `idle_now_ms`: the shell's wall clock when its input is idle; it pushes the watermark to
-        now - allowed lateness, so silent services still get (empty) snapshots.
+        `idle_now_ms`: the shell's wall clock when all its input is caught up and idle. Every step up
+        to the newest event is evaluated first (as `flush` does, but never past now - allowed
+        lateness), then the watermark goes to now - allowed lateness, so silent services still get
+        (empty) snapshots: old data is never cut short by a jump of the wall clock.
         """
+        snapshots: list[SliSnapshot] = []
         if idle_now_ms is not None:
-            self._raise_watermark(idle_now_ms - self._lateness_ms)
+            wall = idle_now_ms - self._lateness_ms
+            newest = self._newest_step_end()
+            if newest is not None:
+                self._raise_watermark(min(newest, wall))
+                snapshots = self._evaluate_until(self._watermark_ms)
+            self._raise_watermark(wall)
+            return snapshots + self._evaluate_until(self._watermark_ms, jump=True)
         return self._evaluate_until(self._watermark_ms)
 
     def flush(self) -> list[SliSnapshot]:
         """End of input (replay): evaluate up to the newest event time, ignoring the lateness."""
-        newest = max((state.max_event_ms for state in self._states.values()), default=None)
+        newest = self._newest_step_end()
         if newest is None:
             return []
-        # The step containing the newest event ends after it, so that event is included.
-        self._raise_watermark(newest - newest % self._step_ms + self._step_ms)
+        self._raise_watermark(newest)
         return self._evaluate_until(self._watermark_ms)
+
+    def _newest_step_end(self) -> int | None:
+        """The end of the step holding the newest event (so that event is included)."""
+        newest = max((state.max_event_ms for state in self._states.values()), default=None)
+        return None if newest is None else newest - newest % self._step_ms + self._step_ms
 
     def _raise_watermark(self, candidate: int) -> None:
         if self._watermark_ms is None or candidate > self._watermark_ms:
@@ -182,7 +228,16 @@ class SliEngine:
 
     def _raise_watermark_to_sources(self, wall_ms: int | None) -> None:
         active = []
-        for known in self._sources.values():
+        for source, caught_up in self._declared.items():
+            if caught_up:
+                continue
+            known = self._sources.get(source)
+            if known is None:
+                return  # data still to read from a source none of which has arrived: wait for it
+            active.append(known[0])
+        for source, known in self._sources.items():
+            if source in self._declared:
+                continue
             if wall_ms is not None and known[1] is None:
                 known[1] = wall_ms  # recovered from the store: idle from now on unless heard of
             if wall_ms is None or wall_ms - known[1] <= self._idle_after_ms:
@@ -191,16 +246,31 @@ class SliEngine:
             self._raise_watermark(min(active) - self._lateness_ms)
 
     def _new_state(self, first: SliPartial) -> ServiceState:
-        # Evaluation starts at the current step of the engine's watermark (or, for the very first
-        # data, of that data's own watermark), so partials within the lateness are never refused.
-        start = self._watermark_ms
-        if start is None:
-            start = first.max_time_ms - self._lateness_ms
-        return ServiceState(
-            first.service, first.max_time_ms, start - start % self._step_ms, tiers=[[] for _ in self._shape]
-        )
+        # Evaluation starts at the step of the earliest bucket, but never before the step the
+        # watermark has reached (steps other services were evaluated for are over).
+        earliest = min((bucket[START] for bucket in first.buckets), default=first.max_time_ms)
+        state = ServiceState(first.service, first.max_time_ms, earliest, tiers=[[] for _ in self._shape])
+        state.evaluated_ms = self._evaluation_start(earliest)
+        return state
 
-    def _evaluate_until(self, watermark_ms: int | None) -> list[SliSnapshot]:
+    def _evaluation_start(self, bucket_start_ms: int) -> int:
+        start = bucket_start_ms - bucket_start_ms % self._step_ms
+        if self._watermark_ms is not None:
+            start = max(start, self._watermark_ms - self._watermark_ms % self._step_ms)
+        return start
+
+    def _start_earlier(self, state: ServiceState, bucket_start_ms: int) -> None:
+        """A bucket before a service's first step: if the service has emitted nothing yet (its first
+        step is beyond the watermark's), start it earlier so the bucket counts, whichever source
+        brought the service first."""
+        watermark = self._watermark_ms
+        if watermark is None or state.evaluated_ms > watermark - watermark % self._step_ms:
+            state.evaluated_ms = min(state.evaluated_ms, self._evaluation_start(bucket_start_ms))
+
+    def _evaluate_until(self, watermark_ms: int | None, *, jump: bool = False) -> list[SliSnapshot]:
+        """Every step up to the watermark's, for every service. With `jump` (a wall-clock move), a
+        service more than `max_catch_up` behind jumps ahead; a move by data never skips a step, so
+        the steps emitted do not depend on how far the watermark moved at once."""
         if watermark_ms is None:
             return []
         target = watermark_ms - watermark_ms % self._step_ms
@@ -213,7 +283,7 @@ class SliEngine:
         floor -= floor % self._step_ms
         for state in pending:
             self._dirty.add(state.service)
-            if state.evaluated_ms < floor:
+            if jump and state.evaluated_ms < floor:
                 roll(state.tiers, self._shape, floor)  # one jump, same result
                 self._stats.steps_skipped += (floor - state.evaluated_ms) // self._step_ms
                 state.evaluated_ms = floor

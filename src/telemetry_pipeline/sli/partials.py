@@ -15,7 +15,7 @@ import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -49,6 +49,14 @@ _ERROR_ATTRIBUTE_KEYS = frozenset(
     {"http.response.status_code", "http.status_code", "rpc.grpc.status_code", "error.type"}
 )
 _NS_PER_MS = 1_000_000
+SERVICE_VERSION = "service.version"
+
+
+# The `sli-partials` record: {"v": PARTIALS_VERSION, "partials": [{field: value, ...}, ...]}. Readers
+# ignore fields they do not know (a field may be added within a version); anything a reader of this
+# version cannot use correctly gets a new version number, and other versions are rejected.
+PARTIALS_VERSION = 2
+_FIELDS = ("service", "max_time_ms", "buckets", "source", "offset", "redactions", "versions")
 
 
 @dataclass(slots=True)
@@ -59,6 +67,13 @@ class SliPartial:
     `source` and `offset` name that message (input partition and offset, or file and line): the
     engine applies each (service, source, offset) once, so input redelivered after a rebalance or a
     crash (at-least-once) is not counted twice. Untagged partials (offset -1) are always applied.
+
+    `versions`: each `service.version` the message's resources carry, with the earliest event time
+    (ms) of the message's items for it (deploy correlation). `redactions`: values the redactor changed
+    in the message, per detector or rule; such a partial is a redaction note (`is_redaction_note`):
+    no buckets, sent after the message was redacted (later than its buckets, perhaps after messages
+    behind it), so the SLI engine would take it for a duplicate. Detection counts notes itself, once
+    per (service, source, offset).
     """
 
     service: str
@@ -66,13 +81,19 @@ class SliPartial:
     buckets: list[list]
     source: str = ""
     offset: int = -1
+    redactions: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
 
-    def to_json(self) -> list:
-        return [self.service, self.max_time_ms, self.buckets, self.source, self.offset]
+    @property
+    def is_redaction_note(self) -> bool:
+        return bool(self.redactions) and not self.buckets
+
+    def to_json(self) -> dict:
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
-    def from_json(cls, obj: list) -> SliPartial:
-        return cls(*obj)
+    def from_json(cls, obj: dict) -> SliPartial:
+        return cls(**{name: obj[name] for name in _FIELDS if name in obj})
 
 
 class PartialsError(ValueError):
@@ -81,14 +102,26 @@ class PartialsError(ValueError):
 
 def encode_partials(partials: list[SliPartial]) -> bytes:
     """One `sli-partials` record value: the partials of one service from one batch of input."""
-    return orjson.dumps([partial.to_json() for partial in partials])
+    return orjson.dumps({"v": PARTIALS_VERSION, "partials": [partial.to_json() for partial in partials]})
 
 
 def decode_partials(data: bytes) -> list[SliPartial]:
-    """The partials of a record, checked for shape: a foreign record must not reach the engine."""
+    """The partials of a record, checked for version and shape: a foreign record or one of another
+    format version (a rolling deploy) must not reach the engine."""
     try:
-        partials = [SliPartial.from_json(obj) for obj in orjson.loads(data)]
-    except (orjson.JSONDecodeError, TypeError) as exc:
+        record = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise PartialsError("not JSON") from None
+    if isinstance(record, list):
+        raise PartialsError(f"unversioned (version 1) partials record; this worker reads {PARTIALS_VERSION}")
+    if not isinstance(record, dict) or "v" not in record:
+        raise PartialsError("not a partials record (no version)")
+    if record["v"] != PARTIALS_VERSION:
+        version = record["v"] if type(record["v"]) is int else "?"
+        raise PartialsError(f"partials record version {version}; this worker reads {PARTIALS_VERSION}")
+    try:
+        partials = [SliPartial.from_json(obj) for obj in record["partials"]]
+    except (KeyError, TypeError) as exc:
         raise PartialsError(f"not a list of partials: {type(exc).__name__}") from None
     for partial in partials:
         if not (
@@ -98,9 +131,15 @@ def decode_partials(data: bytes) -> list[SliPartial]:
             and type(partial.max_time_ms) is int
             and isinstance(partial.buckets, list)
             and all(_is_bucket(bucket) for bucket in partial.buckets)
+            and _is_counts(partial.redactions)
+            and _is_counts(partial.versions)
         ):
             raise PartialsError("a partial with fields of the wrong type or shape")
     return partials
+
+
+def _is_counts(value: object) -> bool:
+    return isinstance(value, dict) and all(type(v) is int for v in value.values())
 
 
 def _is_bucket(bucket: object) -> bool:
@@ -164,6 +203,8 @@ class PartialAggregator:
         self._series: OrderedDict[bytes, tuple] = OrderedDict()
         self._pending: dict[tuple[str, int], _Accumulator] = {}
         self._thresholds: dict[str, float] = {}
+        # service -> service.version -> earliest event time (ns) in what was added since the last drain
+        self._versions: dict[str, dict[str, int]] = {}
         self.stats = AggregatorStats()
 
     def add(self, signal: Signal, message: Message, now_ms: int | None = None) -> None:
@@ -197,11 +238,13 @@ class PartialAggregator:
             max_time_ms = acc.max_ns // _NS_PER_MS
             partial = by_service.get(service)
             if partial is None:
-                by_service[service] = SliPartial(service, max_time_ms, [bucket])
+                versions = {v: ns // _NS_PER_MS for v, ns in self._versions.get(service, {}).items()}
+                by_service[service] = SliPartial(service, max_time_ms, [bucket], versions=versions)
             else:
                 partial.buckets.append(bucket)
                 partial.max_time_ms = max(partial.max_time_ms, max_time_ms)
         self._pending.clear()
+        self._versions.clear()
         self.stats.series_cached = len(self._series)
         return list(by_service.values())
 
@@ -222,8 +265,15 @@ class PartialAggregator:
             threshold = self._thresholds[service] = self._slos.slo_for(service).latency_threshold_ms
         return threshold
 
-    def _resource_attrs_met(self, resource: Resource) -> int:
-        present = {kv.key for kv in resource.attributes}
+    def _resource_attrs_met(self, service: str, resource: Resource, time_ns: int) -> int:
+        present = set()
+        for kv in resource.attributes:
+            present.add(kv.key)
+            if kv.key == SERVICE_VERSION and kv.value.string_value:
+                versions = self._versions.setdefault(service, {})
+                first = versions.get(kv.value.string_value)
+                if first is None or time_ns < first:
+                    versions[kv.value.string_value] = time_ns
         met = sum(1 for keys in self._requirements if any(key in present for key in keys))
         if SERVICE_NAME in present and service_name(resource).startswith(UNKNOWN_SERVICE):
             met -= 1  # the SDK's placeholder is not a service name
@@ -232,7 +282,7 @@ class PartialAggregator:
     def _count_resource(self, service: str, resource: Resource, time_ns: int) -> None:
         acc = self._accumulator(service, time_ns)
         acc.resources += 1
-        acc.resource_attrs += self._resource_attrs_met(resource)
+        acc.resource_attrs += self._resource_attrs_met(service, resource, time_ns)
 
     def _add_traces(self, message: TracesData, limit_ns: int | None) -> None:
         bucket_ns, mapping_index, key_sampling = self._bucket_ns, self._mapping.index, self._key_sampling

@@ -62,6 +62,12 @@ class SloResolver:
             period_ms=duration_ms(period),
         )
 
+    def explicit_objectives(self, service: str) -> set[str]:
+        """The objectives ("availability", "latency") an `slos:` entry or a catalog override sets for
+        the service, as opposed to `slo_defaults`: detection alerts on burn rates for these only."""
+        layers = [layer for layer in (self._override(service), self._configured.get(service)) if layer]
+        return {name for name in ("availability", "latency") if any(getattr(x, name) for x in layers)}
+
     def _override(self, service: str) -> SloConfig | None:
         entry = self._catalog.get(service)
         raw = entry.get(CATALOG_SLO_KEY) if isinstance(entry, dict) else None

@@ -1,17 +1,28 @@
 """How an engine's per-service state sits in the shell's store (a Faust table with a changelog).
 
-One key per service: `<service>` -> {"max_event_ms", "evaluated_ms", "late_dropped", "watermark_ms",
-"sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier]}. A service's buckets
-and the input offsets they include are one value, written by one assignment: whatever a restart
-recovers, the buckets hold exactly the partials up to those offsets, which is what lets the engine
-skip redelivered input without ever counting it twice or losing it. Buckets use the layout of
-`windows`.
+One key per service: `<service>` -> {"version": 1, "max_event_ms", "evaluated_ms", "late_dropped",
+"watermark_ms", "sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier]}. The
+version lets a rolling deploy tell layouts apart: a value without one is the layout before versions
+(the same fields), a version this code does not know fails recovery with an error naming it rather
+than being misread. Change the layout only with a new version and a migration in `_migrate`.
+
+A service's buckets and the input offsets they include are one value, written by one assignment:
+whatever a restart recovers, the buckets hold exactly the partials up to those offsets, which is what
+lets the engine skip redelivered input without ever counting it twice or losing it. Buckets use the
+layout of `windows`.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
+
+STATE_VERSION = 1
+
+
+class StateFormatError(ValueError):
+    """A stored SLI state this code cannot read (written by a newer or unknown version)."""
 
 
 @dataclass(slots=True)
@@ -32,6 +43,7 @@ class StateStore:
 
     def save(self, state: ServiceState) -> None:
         self._store[state.service] = {
+            "version": STATE_VERSION,
             "max_event_ms": state.max_event_ms,
             "evaluated_ms": state.evaluated_ms,
             "late_dropped": state.late_dropped,
@@ -44,8 +56,10 @@ class StateStore:
         self._store.pop(service, None)
 
     def load(self) -> dict[str, ServiceState]:
-        return {
-            service: ServiceState(
+        states = {}
+        for service, stored in self._store.items():
+            value = _migrate(service, stored)
+            states[service] = ServiceState(
                 service,
                 value["max_event_ms"],
                 value["evaluated_ms"],
@@ -54,5 +68,17 @@ class StateStore:
                 value["sources"],
                 value["tiers"],
             )
-            for service, value in self._store.items()
-        }
+        return states
+
+
+def _migrate(service: str, value: dict[str, Any]) -> dict[str, Any]:
+    """The value in the current layout. Names the service (an operator's name, not telemetry data)
+    and the version, never the value."""
+    version = value.get("version", 1)  # values written before versions have version 1's fields
+    if version != STATE_VERSION:
+        shown = str(version) if isinstance(version, int) else "that is not a number"
+        raise StateFormatError(
+            f"SLI state of service {service!r} has version {shown}; this worker reads version "
+            f"{STATE_VERSION} (a newer worker wrote it? roll back that worker or upgrade this one)"
+        )
+    return value

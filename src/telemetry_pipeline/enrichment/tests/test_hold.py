@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from telemetry_pipeline.enrichment import Enricher, EnrichmentConfig, HoldBuffer, UserDirectory
+from telemetry_pipeline.enrichment.hold import NO_BACKLOG, SpansProgress
 from telemetry_pipeline.enrichment.tests.builders import KEY, S, all_spans, attr, traces
 from telemetry_pipeline.otlp import Message, Signal
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
@@ -78,3 +79,35 @@ def test_everything_empties_the_buffer_in_order() -> None:
     assert held.take_ready(0, enricher, everything=True) == items
     assert len(held) == 0
     assert held.next_deadline_ms() is None
+
+
+def test_with_a_spans_backlog_a_message_waits_for_the_spans_event_time_not_the_wall_clock() -> None:
+    _, enricher, held = setup(grace_period_ms=1_000)
+    waiting = child(1)
+    assert declined(enricher, waiting, 0)
+    held.hold(waiting, 0, event_ms=50_000)
+    # Long past the wall-clock grace, but the spans read are not yet past the message's time + grace.
+    for read_to, ready in ((None, []), (50_999, []), (51_000, [waiting])):
+        assert held.take_ready(60_000, enricher, spans=SpansProgress(True, read_to)) == ready, read_to
+    assert held.counters.released_expired == 1
+
+
+def test_without_a_backlog_the_wall_clock_grace_applies() -> None:
+    _, enricher, held = setup(grace_period_ms=1_000)
+    waiting = child(1)
+    assert declined(enricher, waiting, 0)
+    held.hold(waiting, 0, event_ms=50_000)
+    assert held.take_ready(999, enricher, spans=NO_BACKLOG) == []
+    assert held.take_ready(1_000, enricher, spans=NO_BACKLOG) == [waiting]
+
+
+def test_held_bytes_bound_pushes_out_the_oldest() -> None:
+    _, enricher, held = setup(grace_period_ms=60_000, max_held_bytes=250)
+    items = [child(n) for n in (1, 2, 3)]
+    for n, item in enumerate(items):
+        assert declined(enricher, item, n)
+        held.hold(item, n, event_ms=n, size=100)
+    assert held.held_bytes == 300
+    assert held.take_ready(10, enricher, spans=SpansProgress(backlog=True)) == [items[0]]
+    assert held.held_bytes == 200 and len(held) == 2
+    assert held.counters.released_overflow == 1

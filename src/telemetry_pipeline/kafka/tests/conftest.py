@@ -1,3 +1,3 @@
-from telemetry_pipeline.kafka.tests.fixtures import fresh_topics, kafka_bootstrap
+from telemetry_pipeline.kafka.tests.fixtures import fresh_topics, kafka_bootstrap, kafka_secure
 
-__all__ = ["fresh_topics", "kafka_bootstrap"]
+__all__ = ["fresh_topics", "kafka_bootstrap", "kafka_secure"]

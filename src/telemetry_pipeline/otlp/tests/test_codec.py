@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from telemetry_pipeline.otlp import (
     DecodeError,
@@ -245,3 +246,50 @@ def test_json_lines_name_their_signal_or_are_rejected(line: bytes, reason: str) 
     signal, message = decode_json_line((DATA / "logs.json").read_bytes())
     assert signal is Signal.LOGS
     assert message.resource_logs[0].scope_logs[0].log_records[0].body.string_value == "Example log record"
+
+
+SDK_PAYLOADS = {Signal.TRACES: sdk_spans, Signal.METRICS: sdk_metrics, Signal.LOGS: sdk_logs}
+
+
+@pytest.mark.parametrize(
+    ("topic_signal", "payload_signal"),
+    [(a, b) for a in Signal for b in Signal if a is not b],
+)
+def test_another_signals_payload_is_a_decode_error(topic_signal: Signal, payload_signal: Signal) -> None:
+    # The three *Data messages share their outer layout: a wrong topic's payload parses unless the
+    # records themselves are checked.
+    payload = SDK_PAYLOADS[payload_signal]()
+    with pytest.raises(DecodeError):
+        decode(topic_signal, payload, Encoding.PROTO)
+
+
+def test_spans_and_log_records_need_well_formed_ids() -> None:
+    traces = decode(Signal.TRACES, sdk_spans())
+    traces.resource_spans[0].scope_spans[0].spans[-1].trace_id = b"\x01" * 5
+    with pytest.raises(DecodeError, match="16-byte trace id"):
+        decode(Signal.TRACES, encode(traces, Encoding.PROTO))
+    logs = decode(Signal.LOGS, sdk_logs())
+    logs.resource_logs[0].scope_logs[0].log_records[0].span_id = b"\x01" * 3
+    for encoding in Encoding:
+        with pytest.raises(DecodeError, match="span id not 8"):
+            decode(Signal.LOGS, encode(logs, encoding), encoding)
+
+
+def test_protobuf_whose_first_resource_group_is_123_bytes_is_not_taken_for_json() -> None:
+    # Its bytes start "\n{": the tag of field 1, then the length 123, which is '{'.
+    traces = TracesData()
+    group = traces.resource_spans.add()
+    group.scope_spans.add().spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="")
+    pad = 123 - group.ByteSize()
+    group.scope_spans[0].spans[0].name = "n" * (pad - 2)  # its tag and length take 2 bytes
+    payload = encode(traces, Encoding.PROTO)
+    assert payload[:2] == b"\n{"
+    assert decode(Signal.TRACES, payload) == traces
+    # OTLP/JSON after spaces, tabs or carriage returns is still JSON.
+    assert decode(Signal.TRACES, b" \r\t" + encode(traces, Encoding.JSON)) == traces
+
+
+def test_an_empty_message_encodes_to_json_that_decodes() -> None:
+    for signal in Signal:
+        empty = decode(signal, b"")
+        assert decode(signal, encode(empty, Encoding.JSON), Encoding.JSON) == empty

@@ -24,12 +24,8 @@ from telemetry_pipeline.redaction import RedactionConfig, Redactor
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
 
 CORPUS = Path(__file__).parent / "data" / "pii-peer-corpus.jsonl"
-# The entity types the redactor claims, as the corpus names them.
-CLAIMED = (
-    "EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER", "JWT",
-    "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "SLACK_TOKEN", "SLACK_WEBHOOK_URL",
-    "STRIPE_KEY", "GOOGLE_API_KEY", "PRIVATE_KEY", "GENERIC_API_KEY",
-)
+# Structural in telemetry (timestamps, URLs are what spans are made of): not redacted.
+NOT_CLAIMED = ("DATE_TIME", "URL")
 # Personal data where a false positive costs analysis value; secrets lean towards over-redaction.
 PRECISE_TYPES = ("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "JWT")
 WEAK_SCORE = 0.4
@@ -55,7 +51,7 @@ def _is_positive(row: dict) -> bool:
 
 
 def _counted(row: dict) -> bool:
-    if row["entity"] not in CLAIMED or row.get("params"):
+    if row["entity"] in NOT_CLAIMED or row.get("params"):
         return False
     # Presidio's weak guesses (a bare 9-digit number as SSN) are neither positives nor negatives.
     return _is_positive(row) or not row["expected_spans"]
@@ -82,9 +78,9 @@ def _redacted_outputs(redactor: Redactor, text: str) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def table() -> dict[str, Tally]:
     redactor = Redactor(RedactionConfig(), Pseudonymizer(b"corpus-test-key-0123456789"))
-    tallies: dict[str, Tally] = {entity: Tally() for entity in CLAIMED}
+    tallies: dict[str, Tally] = {}
     for row in filter(_counted, _rows()):
-        tally = tallies[row["entity"]]
+        tally = tallies.setdefault(row["entity"], Tally())
         text = row["text"]
         outputs = _redacted_outputs(redactor, text)
         if row["expected_spans"]:
@@ -107,7 +103,7 @@ def _format(tallies: dict[str, Tally]) -> str:
         f"{'entity':24} {'positives':>9} {'recall':>7} {'negatives':>9} {'fp':>4} {'fp rate':>7} "
         f"{'gitleaks-rejected redacted':>26}"
     ]
-    for entity, t in tallies.items():
+    for entity, t in sorted(tallies.items()):
         recall = t.hits / t.positives if t.positives else float("nan")
         fp_rate = t.false_positives / t.negatives if t.negatives else 0.0
         lines.append(
@@ -117,12 +113,16 @@ def _format(tallies: dict[str, Tally]) -> str:
     return "\n".join(lines)
 
 
-def test_recall_per_claimed_type(table: dict[str, Tally], capsys: pytest.CaptureFixture[str]) -> None:
+def test_recall_per_type(table: dict[str, Tally], capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print("\n" + _format(table))
-    for entity, tally in table.items():
-        assert tally.positives > 0, f"no positives for {entity}: the corpus or the filter changed"
-        assert tally.hits / tally.positives >= 0.99, f"recall of {entity}: {tally.hits}/{tally.positives}"
+    low = [
+        f"{entity}: {tally.hits}/{tally.positives}"
+        for entity, tally in table.items() if tally.positives and tally.hits / tally.positives < 0.99
+    ]
+    assert not low, f"recall below 0.99: {low}"
+    # Types the corpus holds only negatives of (passports, postcodes: formats too weak alone).
+    assert sum(1 for tally in table.values() if tally.positives) >= 60
 
 
 def test_false_positive_rate_of_personal_data_types(table: dict[str, Tally]) -> None:
@@ -134,6 +134,7 @@ def test_false_positive_rate_of_personal_data_types(table: dict[str, Tally]) -> 
 
 def test_corpus_rows_are_planted_and_counted() -> None:
     counted = Counter(row["entity"] for row in filter(_counted, _rows()))
-    assert set(counted) == set(CLAIMED)
+    assert not set(counted) & set(NOT_CLAIMED)
+    assert {"FI_PERSONAL_IDENTITY_CODE", "UK_NINO", "IN_AADHAAR", "MAC_ADDRESS", "CRYPTO"} <= set(counted)
     # The weak Presidio guesses stay out: "078051121" is a 0.05 SSN guess.
     assert not any(row["text"] == "078051121" for row in filter(_counted, _rows()))

@@ -31,7 +31,7 @@ def _found(text: str) -> list[tuple[str, str]]:
         "123-00-4567",
         "123-45-0000",
         "12:34:56",  # a time, not IPv6
-        "aa:bb:cc:dd:ee:ff",  # MAC address
+        "ff:ff:ff:ff:ff:ff",  # the broadcast MAC address names no device
         "std::vector",
         "v1.2.3",
         "192.168.1.256",
@@ -44,6 +44,29 @@ def _found(text: str) -> list[tuple[str, str]]:
         "ghp_short",
         "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",  # placeholder
         "AIzaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        # Epoch times in ms and ns, some of which pass Luhn (1767225600008, 1767225600123456784).
+        "1767225600008",
+        "ts=1767225600123 done",
+        "1767225600123456784",
+        "start_time_unix_nano=1781234567890123456",
+        "1700000000",  # epoch seconds
+        # Image digests, ISBNs, amounts, order ids, traceparent values.
+        "ghcr.io/acme/api@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "ISBN 978-3-16-148410-0",
+        "9783161484100",
+        "total EUR 1,234,567.89",
+        "amount=4711.50 USD",
+        "ORD-2026-000123",
+        "order_id=7f3a9c2e",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        # The secret words with no value after them.
+        "password",
+        "token",
+        "secret",
+        "password reset requested",
+        "invalid token for user",
+        "secret rotated",
+        "password: true",
     ],
 )
 def test_structural_values_and_checksum_failures_are_left_alone(text: str) -> None:
@@ -77,6 +100,12 @@ def test_structural_values_and_checksum_failures_are_left_alone(text: str) -> No
         ("GET /x?X-Amz-Signature=8f3a9c2b1d0e7f6a5b4c", Detector.GENERIC_SECRET, "8f3a9c2b1d0e7f6a5b4c"),
         ("password=hunter2x", Detector.GENERIC_SECRET, "hunter2x"),
         ("/cb?state=x&access_token=abc&n=1", Detector.GENERIC_SECRET, "abc"),  # short, but a query secret
+        ("nic aa:bb:cc:0d:ee:f1 up", Detector.MAC_ADDRESS, "aa:bb:cc:0d:ee:f1"),
+        ("wallet bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", Detector.CRYPTO_WALLET,
+         "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"),
+        ("hetu 131052-308T ok", Detector.NATIONAL_ID, "131052-308T"),
+        ("nino: PR 123612C", Detector.NATIONAL_ID, "PR 123612C"),
+        ("Steuer-ID 12345678903.", Detector.NATIONAL_ID, "12345678903"),
         ("key AKIAZZGBMZ11VC10KS7Q", Detector.AWS_ACCESS_KEY, "AKIAZZGBMZ11VC10KS7Q"),
         ("ghp_gn3qg6UOcdEZ5EyscioeZIiDWnqO7pDcwi9I", Detector.GITHUB_TOKEN, None),
         ("glpat-Xk3v9QzR2mT8wP4nL6yB", Detector.GITLAB_TOKEN, None),
@@ -108,6 +137,45 @@ def test_a_rejected_candidate_does_not_hide_a_real_one() -> None:
     assert _found("SD 20241 440-600-5124") == [("phone", "440-600-5124")]
     # "Bearer" is no token after "Authorization:", but what follows it is.
     assert _found("Authorization: Bearer a1B2c3D4e5F6g7H8i9J0") == [("bearer_token", "a1B2c3D4e5F6g7H8i9J0")]
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('{"password": "hunter2 x!sJr", "user": "bob"}', "hunter2 x!sJr"),  # JSON: to the closing quote
+        ('{\\"password\\": \\"pa!s s\\", \\"u\\": 1}', "pa!s s"),  # JSON inside a JSON string
+        ("user=bob&password=abc!def%26x&next=/", "abc!def%26x"),  # form body: to the &
+        ("GET /cb?access_token=ab!c;d&n=1", "ab!c"),  # query string: to the ;
+        ("Cookie: sid=q8Zr!2k/=; theme=dark", "sid=q8Zr!2k/="),  # header: the cookie, to the ;
+        ("db_password=s3cr3t!#x retries=3", "s3cr3t!#x"),  # key=value text: to the whitespace
+        ("password: 'correct horse battery'", "correct horse battery"),
+        ("Authorization: Bearer a1B2c3D4e5F6g7H8i9J0!xy rest", "a1B2c3D4e5F6g7H8i9J0!xy"),
+    ],
+)
+def test_secret_values_are_redacted_whole(text: str, secret: str) -> None:
+    found = find(text)
+    assert [text[finding.start:finding.end] for finding in found] == [secret]
+
+
+# The three services issue 14 found passing through (the values are random, not real keys).
+PYPI_TOKEN = "pypi-AgEIcHlwaS5vcmcCJGI0ZDlmYzU1LTk4NjEtNGQ0Ni04ZDg0LTlkNjYzMzE2MzMwNQACKlszLCJi"
+SENDGRID_KEY = "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"
+TWILIO_KEY = "SK5f3c2b1a0e9d8c7b6a5f4e3d2c1b0a99"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f"twine upload -u __token__ -p {PYPI_TOKEN} dist/*", PYPI_TOKEN),
+        (f'{{"sendgrid_api_key": "{SENDGRID_KEY}"}}', SENDGRID_KEY),
+        (f"mail client: Authorization bearer set from {SENDGRID_KEY}", SENDGRID_KEY),
+        (f"twilio sid={TWILIO_KEY} region=us1", TWILIO_KEY),
+        (f"TWILIO_API_KEY={TWILIO_KEY}", TWILIO_KEY),
+    ],
+)
+def test_service_tokens_of_pypi_sendgrid_and_twilio(text: str, secret: str) -> None:
+    found = [text[finding.start:finding.end] for finding in find(text)]
+    assert secret in found, found
 
 
 def test_placeholders_after_secret_words_are_not_secrets() -> None:

@@ -340,7 +340,25 @@ def test_partials_round_trip_through_a_record_value() -> None:
     agg.add(Signal.TRACES, traces("checkout", [{"end_ns": T0_NS + MINUTE_NS}, {"end_ns": T0_NS}]))
     second = only(agg.drain())
     assert len(second.buckets) == 2 and second.offset == -1  # untagged until the core tags it
-    assert decode_partials(encode_partials([first, second])) == [first, second]
+    note = SliPartial("checkout", T0_MS, [], "otlp_logs[0]", 7, redactions={"credit_card": 2})
+    assert note.is_redaction_note and not first.is_redaction_note
+    assert decode_partials(encode_partials([first, second, note])) == [first, second, note]
+
+
+def test_a_partial_names_each_service_version_with_its_first_event_time() -> None:
+    agg = aggregator()
+    agg.add(
+        Signal.TRACES,
+        traces("checkout", [{"end_ns": T0_NS + MINUTE_NS}], resource={"service.version": "1.2"}),
+    )
+    agg.add(Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}], resource={"service.version": "1.2"}))
+    agg.add(
+        Signal.TRACES,
+        traces("checkout", [{"end_ns": T0_NS + 2 * MINUTE_NS}], resource={"service.version": "1.3"}),
+    )
+    assert only(agg.drain()).versions == {"1.2": T0_MS, "1.3": T0_MS + 2 * MINUTE_NS // MS}
+    agg.add(Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}]))
+    assert only(agg.drain()).versions == {}  # per drain, and only when the resource names one
 
 
 def test_catalog_override_moves_the_threshold_once_slos_are_re_read() -> None:
@@ -358,16 +376,22 @@ def test_catalog_override_moves_the_threshold_once_slos_are_re_read() -> None:
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "reason"),
     [
-        b"not json",
-        b'{"service": "checkout"}',
-        b'[["checkout", 1]]',
-        b'[["checkout", "soon", [], "otlp_spans[0]", 1]]',
-        b'[["checkout", 1, [[0, 1]], "otlp_spans[0]", 1]]',
-        b'[["checkout", 1, [], "otlp_spans[0]", "1"]]',
+        (b"not json", "not JSON"),
+        (b'{"service": "checkout"}', "no version"),
+        (b'[["checkout", 1, [], "otlp_spans[0]", 1]]', "unversioned (version 1)"),
+        (b'{"v": 3, "partials": []}', "version 3; this worker reads 2"),
+        (b'{"v": 2, "partials": [{"service": "checkout"}]}', "not a list of partials"),
+        (b'{"v": 2, "partials": [{"service": "c", "max_time_ms": "soon", "buckets": []}]}', "wrong type"),
+        (b'{"v": 2, "partials": [{"service": "c", "max_time_ms": 1, "buckets": [[0, 1]]}]}', "wrong type"),
+        (
+            b'{"v": 2, "partials": [{"service": "c", "max_time_ms": 1, "buckets": [], '
+            b'"redactions": {"x": "1"}}]}',
+            "wrong type",
+        ),
     ],
 )
-def test_a_record_that_is_not_partials_is_refused_with_a_reason(value: bytes) -> None:
-    with pytest.raises(PartialsError):
+def test_a_record_that_is_not_partials_is_refused_with_a_reason(value: bytes, reason: str) -> None:
+    with pytest.raises(PartialsError, match=reason.replace("(", r"\(").replace(")", r"\)")):
         decode_partials(value)

@@ -1,0 +1,62 @@
+"""The trace-context index after Faust's table recovery (a rebalance while the worker runs)."""
+
+from __future__ import annotations
+
+from collections import UserDict
+
+from telemetry_pipeline.app.worker import key_partition
+from telemetry_pipeline.enrichment.trace_context import TraceContextTable
+
+TTL_MS = 1_000
+
+
+class ChangelogTable(UserDict):
+    """A Faust table in miniature: writes and deletes through it go to the changelog; `data` is its
+    memory, which recovery fills directly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tombstones: list[str] = []
+
+    def __delitem__(self, key: str) -> None:
+        self.tombstones.append(key)
+        super().__delitem__(key)
+
+
+def _table(store: ChangelogTable) -> TraceContextTable:
+    return TraceContextTable(store, ttl_ms=TTL_MS, max_traces=100, max_spans_per_trace=8)
+
+
+def test_traces_recovered_while_running_are_indexed_and_evicted() -> None:
+    store = ChangelogTable()
+    table = _table(store)
+    table.save("a" * 32, {"spans": {}}, now_ms=10)
+    # A rebalance gives this worker a partition: recovery writes that partition's traces into memory.
+    recovered = {f"{n:032x}": {"t": 20, "spans": {}} for n in range(5)}
+    store.data.update(recovered)
+    table.evict(now_ms=10_000)
+    assert len(store) == 5, "without a rebuild, recovered traces are never evicted"
+
+    table.rebuild_index()
+    assert len(table) == 5
+    table.evict(now_ms=10_000)
+    assert len(store) == 0 and len(table) == 0
+
+
+def test_traces_of_partitions_gone_elsewhere_leave_memory_without_tombstones() -> None:
+    store = ChangelogTable()
+    table = _table(store)
+    keys = [f"{n:032x}" for n in range(40)]
+    for key in keys:
+        table.save(key, {"spans": {}}, now_ms=10)
+    owned_partitions = {0}
+    owned = [key for key in keys if key_partition(key, 2) in owned_partitions]
+    assert 0 < len(owned) < len(keys)
+
+    table.rebuild_index(lambda key: key_partition(key, 2) in owned_partitions, local=store.data)
+    assert sorted(store) == sorted(owned)
+    assert len(table) == len(owned)
+    # The new owner has the others in the changelog: nothing was deleted through it.
+    assert store.tombstones == []
+    table.evict(now_ms=10_000)
+    assert len(store) == 0 and sorted(store.tombstones) == sorted(owned)

@@ -1,0 +1,37 @@
+"""The SLI state changelog format is versioned: old values load, unknown versions fail clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+from telemetry_pipeline.sli.state import STATE_VERSION, ServiceState, StateFormatError, StateStore
+
+
+def _state() -> ServiceState:
+    return ServiceState("checkout", 120_000, 60_000, 2, 60_000, {"otlp_spans[0]": [7, 120_000]}, [[], []])
+
+
+def test_saved_state_carries_its_version_and_loads_back_equal() -> None:
+    store: dict[str, dict] = {}
+    StateStore(store).save(_state())
+    assert store["checkout"]["version"] == STATE_VERSION
+    assert StateStore(store).load() == {"checkout": _state()}
+
+
+def test_a_value_written_before_versions_loads_as_version_1() -> None:
+    store: dict[str, dict] = {}
+    StateStore(store).save(_state())
+    del store["checkout"]["version"]
+    assert StateStore(store).load() == {"checkout": _state()}
+
+
+@pytest.mark.parametrize(
+    ("version", "shown"), [(STATE_VERSION + 1, str(STATE_VERSION + 1)), ("x9", "that is not a number")]
+)
+def test_an_unknown_version_fails_naming_it_not_the_value(version: object, shown: str) -> None:
+    store: dict[str, dict] = {}
+    StateStore(store).save(_state())
+    store["checkout"]["version"] = version
+    with pytest.raises(StateFormatError, match=f"'checkout' has version {shown}") as failure:
+        StateStore(store).load()
+    assert "otlp_spans" not in str(failure.value)
