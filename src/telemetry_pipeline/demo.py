@@ -186,14 +186,17 @@ class _Processes:
 
 
 def _tail(path: Path) -> str:
-    """The log's first error (often the cause; what follows is the shutdown) and its last lines."""
+    """The log's crash line or first error (the cause; what follows is the shutdown) and its last lines."""
     try:
         # Without the terminal control sequences Faust writes (its spinner), which would garble ours.
         lines = _CONTROL.sub("", path.read_text(errors="replace")).splitlines()
     except OSError:
         return f"; its log {path} cannot be read"
-    first_error = next((line for line in lines if "ERROR" in line), None)
-    cause = f"; its first error: {first_error}" if first_error else ""
+    # Faust marks the service that brought the worker down with "Crashed reason="; ERROR lines
+    # before it are often harmless start-up noise.
+    crash = next((line for line in lines if "Crashed reason=" in line), None)
+    first_error = crash or next((line for line in lines if "ERROR" in line), None)
+    cause = f"; {'the crash' if crash else 'its first error'}: {first_error}" if first_error else ""
     return f"{cause}\nthe last lines of {path}:\n" + "\n".join(lines[-LOG_TAIL_LINES:])
 
 
