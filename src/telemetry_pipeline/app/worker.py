@@ -159,7 +159,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         delivery = shell.delivery()
         await shell.start_agent(stream)
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
-            now = _now_ms()
+            now = shell.last_partial_ms = _now_ms()  # first: the tick must not take this moment for idle
             partials, rejected = [], CoreResult()
             for event in events:
                 try:
@@ -174,7 +174,6 @@ def create_app(config: PipelineConfig) -> faust.App:
             shell.sources.processed(events)
             await shell.emit(rejected, delivery)
             await shell.advance_sli(delivery, now)
-            shell.last_partial_ms = now
 
     @app.timer(interval=worker.tick_interval_s)
     async def tick() -> None:
@@ -442,9 +441,11 @@ class _Sources:
         inputs = sorted(tp for tp in assigned if tp.topic in self._inputs)
         partials = sorted(tp for tp in assigned if tp.topic == self._partials_topic)
         processed = {tp: self._processed(tp) for tp in inputs}  # before the end offsets are read
+        if not inputs:
+            return {}, True  # not assigned yet, or nothing of the input here
         try:
             ends = await consumer.highwaters(*inputs)
-            partial_ends = await consumer.highwaters(*partials)
+            partial_ends = await consumer.highwaters(*partials) if partials else {}
         except Exception as exc:  # the broker is away: keep the last answer
             log.warning("end offsets not read (%s); input progress unchanged", type(exc).__name__)
             return self._last, self._last_partials_done
