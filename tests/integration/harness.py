@@ -388,3 +388,23 @@ class OutputItems:
                 self.items.update((signal, *item) for item in item_ids(signal, message.value()))
         self._seen = len(messages)
         return self.items
+
+
+def clean_topics(deployment: Deployment) -> list[str]:
+    return [deployment.topic(name) for name in CLEAN_SIGNALS]
+
+
+def produce_load(deployment: Deployment, load: list[tuple[Signal, bytes | None, bytes]]) -> None:
+    """`generated_load` messages to the deployment's input topics (traces keyed by trace id)."""
+    topics = deployment.generator_topics()
+    producer = Producer(
+        {"bootstrap.servers": deployment.bootstrap, "partitioner": "murmur2_random", "linger.ms": 20}
+    )
+    for signal, key, payload in load:
+        while True:
+            try:
+                producer.produce(topics.for_signal(signal), payload, key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0

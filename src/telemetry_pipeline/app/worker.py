@@ -107,6 +107,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         else kafka.producer_compression,
         broker_commit_interval=1.0,
         broker_session_timeout=worker.session_timeout_s,
+        consumer_group_instance_id=worker.group_instance_id,
         # Messages held for their trace context are not acknowledged until they go out; at shutdown
         # Faust would wait for them until it is killed. Not waiting leaves them uncommitted, to be
         # processed again by the next worker (at-least-once).
@@ -135,6 +136,10 @@ def create_app(config: PipelineConfig) -> faust.App:
         """After every rebalance: the engine drops services that moved away, loads those that came."""
         if shell.engine_ready():
             shell.engine().adopt(shell.owns_service)
+
+    @app.on_partitions_assigned.connect
+    async def joined(_app: faust.App, assigned: set[TP], **_kwargs: object) -> None:
+        shell.joined.set()
 
     for signal in Signal:
         _ingest_agent(app, shell, signal, app.topic(topics.input(signal), **raw))
@@ -249,6 +254,7 @@ class _Shell:
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self.tick_delivery = self.delivery()
         self.commit_guard = CommitGuard()
+        self.joined = asyncio.Event()  # set when the consumer group first assigns partitions
         self._guard_installed = False
         kafka, context = config.kafka, config.context
         self.followers = [
@@ -257,8 +263,10 @@ class _Shell:
         ]
 
     async def context_loaded(self) -> None:
-        """Wait (bounded) until the context topics are read to their end, so the first records
-        already find their users and services; later updates apply as they arrive."""
+        """Wait (bounded, from when the group is joined: no record arrives before) until the context
+        topics are read to their end, so the first records already find their users and services;
+        later updates apply as they arrive."""
+        await self.joined.wait()
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(f.ready.wait() for f in self.followers)), self.config.worker.context_wait_s
