@@ -97,6 +97,10 @@ class WorkerConfig(_Section):
     batch_max_messages: int = Field(64, gt=0)
     batch_within_s: float = Field(0.05, gt=0)
     consumer_max_fetch_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    # Fetched records waiting for an agent, per input topic (Faust's stream_buffer_maxsize, 4096 by
+    # default). With a backlog every buffer fills, so this (times the decoded message size) and the
+    # fetch size bound the worker's memory, not the backlog's size.
+    stream_buffer_messages: int = Field(4096, gt=0)
     # How often held messages are re-checked and idle input lets the SLI watermark advance.
     tick_interval_s: float = Field(0.25, gt=0)
     # A worker that stops heartbeating (killed, hung) loses its partitions to the others after this

@@ -394,12 +394,22 @@ def clean_topics(deployment: Deployment) -> list[str]:
     return [deployment.topic(name) for name in CLEAN_SIGNALS]
 
 
-def produce_load(deployment: Deployment, load: list[tuple[Signal, bytes | None, bytes]]) -> None:
-    """`generated_load` messages to the deployment's input topics (traces keyed by trace id)."""
-    topics = deployment.generator_topics()
-    producer = Producer(
+def load_producer(deployment: Deployment) -> Producer:
+    return Producer(
         {"bootstrap.servers": deployment.bootstrap, "partitioner": "murmur2_random", "linger.ms": 20}
     )
+
+
+def produce_load(
+    deployment: Deployment,
+    load: list[tuple[Signal, bytes | None, bytes]],
+    producer: Producer | None = None,
+) -> None:
+    """`generated_load` messages to the deployment's input topics (traces keyed by trace id). With a
+    `producer`, returns once they are queued (the caller flushes); without, once all are delivered."""
+    topics = deployment.generator_topics()
+    flush = producer is None
+    producer = producer or load_producer(deployment)
     for signal, key, payload in load:
         while True:
             try:
@@ -407,4 +417,5 @@ def produce_load(deployment: Deployment, load: list[tuple[Signal, bytes | None, 
                 break
             except BufferError:
                 producer.poll(0.1)
-    assert producer.flush(60) == 0
+    if flush:
+        assert producer.flush(120) == 0
