@@ -298,10 +298,16 @@ def item_ids(signal: Signal, payload: bytes) -> list[tuple]:
         ]
     ids: list[tuple] = []
     for rm in message.resource_metrics:
+        # Pods of a service send the same metrics at the same times: the instance tells them apart.
+        resource = tuple(
+            a.value.string_value
+            for a in rm.resource.attributes
+            if a.key in ("service.name", "service.instance.id")
+        )
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 points = getattr(metric, metric.WhichOneof("data")).data_points
-                ids.extend((metric.name, p.time_unix_nano, index) for index, p in enumerate(points))
+                ids.extend((resource, metric.name, p.time_unix_nano, index) for index, p in enumerate(points))
     return ids
 
 
