@@ -97,7 +97,7 @@ def test_check_config_shows_no_secret_valid_or_not(run: Callable, tmp_path: Path
     # A file YAML cannot parse: its error must not quote the line holding the secret.
     (tmp_path / "broken.yaml").write_text(f"kafka:\n  sasl_password: '{SASL_PASSWORD}\n  x: [\n")
     output = run(["check-config", "--config", "broken.yaml"], {})
-    assert "cannot read config file" in output
+    assert "broken.yaml" in output and "line" in output
     _assert_no_secret(output, "a YAML error")
 
 

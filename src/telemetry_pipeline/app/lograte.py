@@ -41,7 +41,10 @@ class RepeatSummary(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the handler's to report; a filter must never raise
+            return True
         key = record.name, _DIGITS.sub("#", message[:120])
         now = time.monotonic()
         group = self._groups.get(key)
@@ -62,7 +65,7 @@ class RepeatSummary(logging.Filter):
 
 
 def _amend(record: logging.LogRecord, message: str) -> None:
-    record.msg, record.args = message, None
+    record.msg, record.args = message.replace("%", "%%"), ()
 
 
 class RateLimitedLog:
