@@ -144,6 +144,16 @@ class Enricher:
         self._encode_span_attributes = _AttributeEncoder(Span)
         self._encode_log_attributes = _AttributeEncoder(LogRecord)
         self._trace_attributes_cache: dict[tuple, _TraceAttributes] = {}
+        self._span_fields_encoded: dict[tuple, bytes] = {}  # a log record's owning-span fields, encoded
+        # A log record's encoded context is its trace's part followed by its owning span's part: the
+        # encoding of the merged dict only while no key is in both (a repeated field's encoding is
+        # its entries' one after the other).
+        span_field_names = {names.span_service, names.span_name, names.span_status}
+        shared = span_field_names & {names.user_pseudonym, names.root_service, names.root_route,
+                                     *config.user_fields.values()}
+        if shared:
+            raise ValueError(f"enrichment: attribute names used for both the trace's and the owning span's "
+                             f"context: {sorted(shared)}")
         self._counts = EnrichmentStats()
         # Held messages whose grace period is over, by identity (see set_due).
         self._due: dict[int, Message] = {}
@@ -281,6 +291,7 @@ class Enricher:
         names = self._names
         cached = self._trace_attributes_cache[key] = _TraceAttributes(
             attributes, profile, self._encode_span_attributes(attributes),
+            self._encode_log_attributes(attributes),
             names.user_pseudonym in attributes, names.root_service in attributes,
         )
         return cached
@@ -334,10 +345,10 @@ class Enricher:
         user_key = self.config.user_id_attribute
         search = _mentions(self._log_keys, message, payload)
         span_fields: dict[tuple, dict[str, str]] = {}  # per distinct owning span summary
-        encoded_fields: dict[tuple, bytes] = {}
         for trace_id, records in groups.items():
             counts.logs += len(records)
-            trace_attributes = by_trace.get(trace_id, _NO_TRACE_ATTRIBUTES).attributes
+            trace = by_trace.get(trace_id, _NO_TRACE_ATTRIBUTES)
+            trace_attributes = trace.attributes
             if trace_id:
                 counts.logs_with_trace_id += len(records)
                 counts.logs_with_trace_context += len(records) * (names.root_service in trace_attributes)
@@ -346,7 +357,6 @@ class Enricher:
                 summaries = {}
             for record in records:
                 summary = summaries.get(record.span_id.hex()) if summaries else None
-                key = (trace_id, *summary) if summary is not None else (trace_id,)
                 if summary is not None:
                     counts.logs_with_span += 1
                 if search:
@@ -360,13 +370,22 @@ class Enricher:
                         set_strs(record.attributes, attributes)
                     counts.logs_with_user += names.user_pseudonym in attributes
                     continue
-                encoded = encoded_fields.get(key)
-                if encoded is None:
-                    fields = {**trace_attributes, **self._span_fields(summary, span_fields)}
-                    encoded = encoded_fields[key] = self._encode_log_attributes(fields)
+                encoded = trace.log_encoding
+                if summary is not None:
+                    encoded += self._span_fields_encoding(summary, span_fields)
                 if encoded:
                     record.MergeFromString(encoded)
                 counts.logs_with_user += names.user_pseudonym in trace_attributes
+
+    def _span_fields_encoding(self, summary: Sequence, cache: dict[tuple, dict[str, str]]) -> bytes:
+        key = tuple(summary)  # (service, name, status): few distinct ones
+        encoded = self._span_fields_encoded.get(key)
+        if encoded is None:
+            if len(self._span_fields_encoded) >= _MAX_TRACE_ATTRIBUTES:
+                self._span_fields_encoded.clear()
+            encoded = self._span_fields_encoded[key] = self._encode_log_attributes(
+                self._span_fields(summary, cache))
+        return encoded
 
     def _span_fields(self, summary: Sequence | None, cache: dict[tuple, dict[str, str]]) -> dict[str, str]:
         """The owning span's service, name and status for a log record."""
@@ -411,16 +430,17 @@ class Enricher:
 
 @dataclass(frozen=True, slots=True)
 class _TraceAttributes:
-    """The attributes one trace context gives its records, and their encoding for spans."""
+    """The attributes one trace context gives its records, and their encodings."""
 
     attributes: dict[str, str]
     profile: dict | None  # the user's profile they were built from
     span_encoding: bytes  # `attributes` as a Span's attribute field, for MergeFromString
+    log_encoding: bytes  # the same as a LogRecord's
     has_user: bool
     has_root: bool
 
 
-_NO_TRACE_ATTRIBUTES = _TraceAttributes({}, None, b"", has_user=False, has_root=False)
+_NO_TRACE_ATTRIBUTES = _TraceAttributes({}, None, b"", b"", has_user=False, has_root=False)
 
 
 def _first(attributes: Iterable[KeyValue], keys: Iterable[str]) -> str | None:
