@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 
 import faust
+import pydantic
 from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
 from faust.types import TP, EventT, StreamT
@@ -27,6 +28,7 @@ from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.tables import await_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
+from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.kafka.connection import faust_credentials
 from telemetry_pipeline.otlp import Signal
@@ -158,6 +160,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         again, the engine recognises by source offset and skips."""
         delivery = shell.delivery()
         await shell.start_agent(stream)
+        await shell.context_loaded()  # SLO overrides from the catalog, maintenance windows
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             now = _now_ms()
             partials, rejected = [], CoreResult()
@@ -276,10 +279,32 @@ class _Shell:
         self.commit_guard = CommitGuard()
         self._guard_installed = False
         kafka, context = config.kafka, config.context
+        self._maintenance: dict[str, MaintenanceWindow] = {}  # from the maintenance topic, by id
         self.followers = [
             CompactedTopicFollower(kafka, context.user_context_topic, users.update),
             CompactedTopicFollower(kafka, context.service_catalog_topic, _apply_to(services)),
+            CompactedTopicFollower(kafka, config.topics.maintenance, self._apply_maintenance),
         ]
+
+    def _apply_maintenance(self, window_id: str, value: dict | None) -> None:
+        """A record of the `maintenance` topic: a window (the config entry's fields, keyed by its id)
+        or a tombstone withdrawing it. Windows of the topic override config windows with their id."""
+        if value is None:
+            self._maintenance.pop(window_id, None)
+        else:
+            try:
+                self._maintenance[window_id] = MaintenanceWindow.model_validate({**value, "id": window_id})
+            except pydantic.ValidationError as exc:
+                fields = sorted({".".join(map(str, error["loc"])) or "value" for error in exc.errors()})
+                log.warning("maintenance window %r ignored: invalid %s", window_id, ", ".join(fields))
+                return
+        if self.analysis_ready():
+            self.analysis().set_maintenance(self.maintenance_windows())
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        windows = {window.id: window for window in self.config.maintenance}
+        windows.update(self._maintenance)
+        return list(windows.values())
 
     async def context_loaded(self) -> None:
         """Wait (bounded) until the context topics are read to their end, so the first records
@@ -327,6 +352,7 @@ class _Shell:
                 persist_interval_ms=int(self.config.worker.sli_persist_interval_s * 1000),
             )
             self._analysis.adopt(self.owns_service)
+            self._analysis.set_maintenance(self.maintenance_windows())
         return self._analysis
 
     def owns_service(self, service: str) -> bool:
@@ -346,9 +372,10 @@ class _Shell:
         unacked: list[tuple[StreamT, EventT]] = []
         if step.persisted:
             unacked, self.sli_unacked = self.sli_unacked, []
-        # Snapshots go out after the state that produced them is written: a restart re-evaluates
-        # nothing it has already sent (a crash in between sends those steps again, identical).
-        await delivery.send(self.snapshot_records(step.snapshots))
+        # Snapshots and incident events go out after the state that produced them is written: a
+        # restart re-evaluates nothing it has already sent (a crash in between sends those steps
+        # again, identical, with the same event ids).
+        await delivery.send(self.snapshot_records(step.snapshots) + self.incident_records(step.incidents))
         for stream, event in unacked:
             await self.commit_guard.release(stream, event)
 
@@ -410,6 +437,14 @@ class _Shell:
     def snapshot_records(self, snapshots: Iterable) -> list[OutboundRecord]:
         topic = self.config.topics.sli
         return [OutboundRecord(topic, s.service.encode(), s.to_json_bytes()) for s in snapshots]
+
+    def incident_records(self, events: Iterable[IncidentEvent]) -> list[OutboundRecord]:
+        """Keyed by dedup_key, with CloudEvents binary-mode headers."""
+        topic, source = self.config.topics.incidents, self.config.detection.incidents.source
+        return [
+            OutboundRecord(topic, event.dedup_key.encode(), event.to_json_bytes(), event.headers(source))
+            for event in events
+        ]
 
 
 class _Sources:
