@@ -41,7 +41,12 @@ class RepeatSummary(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A malformed log call elsewhere (a library's): pass it on for the handler to report. A
+            # filter that raises crashes the caller instead (it did: Faust's fetcher, under load).
+            return True
         key = record.name, _DIGITS.sub("#", message[:120])
         now = time.monotonic()
         group = self._groups.get(key)
