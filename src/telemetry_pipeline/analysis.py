@@ -127,12 +127,15 @@ class Analysis:
     def _step(self, snapshots: list[SliSnapshot], now_ms: int | None) -> AnalysisStep:
         # Persist after every step that emitted snapshots (a restart must not emit them again with
         # other numbers), and otherwise when the last write is `persist_interval_ms` old, so input is
-        # acknowledged steadily even between steps.
+        # acknowledged steadily even between steps. The first interval starts with the first call.
+        if self._last_persist_ms is None:
+            self._last_persist_ms = now_ms
         due = (
             self._unpersisted
             and now_ms is not None
+            and self._last_persist_ms is not None
             and self._persist_interval_ms is not None
-            and (self._last_persist_ms is None or now_ms - self._last_persist_ms >= self._persist_interval_ms)
+            and now_ms - self._last_persist_ms >= self._persist_interval_ms
         )
         incidents = [
             event

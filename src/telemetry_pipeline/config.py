@@ -147,11 +147,21 @@ class WorkerConfig(_Section):
     batch_max_messages: int = Field(64, gt=0)
     batch_within_s: float = Field(0.05, gt=0)
     consumer_max_fetch_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    # Fetched records waiting for an agent, per input topic (Faust's stream_buffer_maxsize, 4096 by
+    # default). With a backlog every buffer fills, so this (times the decoded message size) and the
+    # fetch size bound the worker's memory, not the backlog's size.
+    stream_buffer_messages: int = Field(4096, gt=0)
     # How often held messages are re-checked and idle input lets the SLI watermark advance.
     tick_interval_s: float = Field(0.25, gt=0)
     # A worker that stops heartbeating (killed, hung) loses its partitions to the others after this
     # long (Kafka's own default since 3.0; Faust's is 60).
     session_timeout_s: float = Field(45.0, ge=6, le=300)
+    # Kafka static membership (group.instance.id): a worker restarted with the same id (a pod of a
+    # StatefulSet, a systemd unit) takes its partitions back at once instead of after
+    # session_timeout_s. Unique per worker process, stable across its restarts; two running workers
+    # with one id fence each other. Trade-off: a worker that stops for good keeps its partitions
+    # unassigned for session_timeout_s (static members do not leave the group on shutdown).
+    group_instance_id: str | None = None
     # How often the SLI agent writes its state to its table (and only then acknowledges the
     # partials in it) when no evaluation step has done so: bounds what a restart reads again.
     sli_persist_interval_s: float = Field(10.0, gt=0)

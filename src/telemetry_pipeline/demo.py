@@ -10,6 +10,7 @@ stops what it started, load first, and removes what it wrote.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,7 @@ from telemetry_pipeline.sli.config import duration_ms
 EVENT_SPAN = timedelta(minutes=30)
 SHOWN_WINDOW = "5m"
 LOG_TAIL_LINES = 15
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
 # After the load: how long to wait for the snapshots of its last minutes beyond the SLI stage's own
 # idle time (the worker evaluates them once its input has been idle that long).
 FINAL_SNAPSHOTS_GRACE_S = 90.0
@@ -184,13 +186,17 @@ class _Processes:
 
 
 def _tail(path: Path) -> str:
-    """The log's first error (often the cause; what follows is the shutdown) and its last lines."""
+    """The log's crash line or first error (the cause; what follows is the shutdown) and its last lines."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        # Without the terminal control sequences Faust writes (its spinner), which would garble ours.
+        lines = _CONTROL.sub("", path.read_text(errors="replace")).splitlines()
     except OSError:
         return f"; its log {path} cannot be read"
-    first_error = next((line for line in lines if "ERROR" in line), None)
-    cause = f"; its first error: {first_error}" if first_error else ""
+    # Faust marks the service that brought the worker down with "Crashed reason="; ERROR lines
+    # before it are often harmless start-up noise.
+    crash = next((line for line in lines if "Crashed reason=" in line), None)
+    first_error = crash or next((line for line in lines if "ERROR" in line), None)
+    cause = f"; {'the crash' if crash else 'its first error'}: {first_error}" if first_error else ""
     return f"{cause}\nthe last lines of {path}:\n" + "\n".join(lines[-LOG_TAIL_LINES:])
 
 

@@ -22,9 +22,10 @@ class ChaosTable:
         log_lines: str = "-",
         peak_rss: str = "-",
     ) -> None:
-        """One row: items in; missing (expected items never seen out); duplicates (copies beyond one)."""
-        missing = sum(1 for item in expected if item not in out)
-        duplicates = sum(count - 1 for item, count in out.items() if item in expected and count > 1)
+        """One row: items in; missing (copies of an id expected but not seen out); duplicates (copies
+        seen beyond those expected). Fails the test when anything is missing, after adding the row."""
+        missing = sum(max(0, count - out[item]) for item, count in expected.items())
+        duplicates = sum(max(0, count - expected[item]) for item, count in out.items() if item in expected)
         self.rows.append(
             {
                 "fault": fault,
@@ -36,6 +37,7 @@ class ChaosTable:
                 "peak RSS": peak_rss,
             }
         )
+        assert missing == 0, f"{fault}: {missing} items missing"
 
     def render(self) -> list[str]:
         if not self.rows:

@@ -299,10 +299,16 @@ def item_ids(signal: Signal, payload: bytes) -> list[tuple]:
         ]
     ids: list[tuple] = []
     for rm in message.resource_metrics:
+        # Pods of a service send the same metrics at the same times: the instance tells them apart.
+        resource = tuple(
+            a.value.string_value
+            for a in rm.resource.attributes
+            if a.key in ("service.name", "service.instance.id")
+        )
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 points = getattr(metric, metric.WhichOneof("data")).data_points
-                ids.extend((metric.name, p.time_unix_nano, index) for index, p in enumerate(points))
+                ids.extend((resource, metric.name, p.time_unix_nano, index) for index, p in enumerate(points))
     return ids
 
 
@@ -389,3 +395,34 @@ class OutputItems:
                 self.items.update((signal, *item) for item in item_ids(signal, message.value()))
         self._seen = len(messages)
         return self.items
+
+
+def clean_topics(deployment: Deployment) -> list[str]:
+    return [deployment.topic(name) for name in CLEAN_SIGNALS]
+
+
+def load_producer(deployment: Deployment) -> Producer:
+    return Producer(
+        {"bootstrap.servers": deployment.bootstrap, "partitioner": "murmur2_random", "linger.ms": 20}
+    )
+
+
+def produce_load(
+    deployment: Deployment,
+    load: list[tuple[Signal, bytes | None, bytes]],
+    producer: Producer | None = None,
+) -> None:
+    """`generated_load` messages to the deployment's input topics (traces keyed by trace id). With a
+    `producer`, returns once they are queued (the caller flushes); without, once all are delivered."""
+    topics = deployment.generator_topics()
+    flush = producer is None
+    producer = producer or load_producer(deployment)
+    for signal, key, payload in load:
+        while True:
+            try:
+                producer.produce(topics.for_signal(signal), payload, key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if flush:
+        assert producer.flush(120) == 0

@@ -5,6 +5,7 @@ producer and the aiokafka context followers all work, and the password shows in 
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from telemetry_pipeline.config import KafkaConfig
 from telemetry_pipeline.enrichment.tests.builders import S, all_spans, attr, traces
-from telemetry_pipeline.kafka.broker import Broker
+from telemetry_pipeline.kafka.broker import Broker, free_port
 from telemetry_pipeline.otlp import Signal, decode
 from tests.integration.harness import (
     PROBE_KEY,
@@ -30,6 +31,7 @@ from tests.integration.harness import (
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
 SERVICE = "tls-checkout"
+HMAC_KEY = "worker-hmac-key-5ecret-0123456789"
 OWNER = "team-tls"
 
 
@@ -73,9 +75,12 @@ def test_every_client_connects_over_tls_and_scram(kafka_secure: Broker) -> None:
 def test_worker_round_trip_over_sasl_ssl(kafka_secure: Broker, tmp_path: Path) -> None:
     secure = kafka_secure.secure
     assert secure is not None
+    (tmp_path / "hmac-key").write_text(HMAC_KEY)
+    metrics_port = free_port()
     d = deploy(kafka_secure.bootstrap, tmp_path, {
         "kafka": _secure_kafka(kafka_secure, tmp_path / "sasl-password"),
-        "worker": {"batch_within_s": 0.01, "tick_interval_s": 0.1},
+        "worker": {"batch_within_s": 0.01, "tick_interval_s": 0.1, "metrics_port": metrics_port},
+        "redaction": {"hmac_key_file": str(tmp_path / "hmac-key")},
     })
     # Set-up and checks go through the PLAINTEXT listener; the worker knows only SASL_SSL.
     produce(d.bootstrap, d.topic("service-catalog"), [(SERVICE.encode(), orjson.dumps({"owner": OWNER}))])
@@ -94,6 +99,9 @@ def test_worker_round_trip_over_sasl_ssl(kafka_secure: Broker, tmp_path: Path) -
             >= {d.topic("otlp_spans.clean"), d.topic("sli")},
             timeout_s=90,
         )
+        time.sleep(1)  # a tick of the metrics
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
     clean = [m for m in out if m.topic() == d.topic("otlp_spans.clean")]
     assert clean, "no span reached .clean over SASL_SSL"
     [resource_spans] = decode(Signal.TRACES, clean[0].value()).resource_spans  # type: ignore[union-attr]
@@ -104,4 +112,7 @@ def test_worker_round_trip_over_sasl_ssl(kafka_secure: Broker, tmp_path: Path) -
     # Faust's own producer wrote the trace-context table's changelog.
     changelog = next(t for t in d.topics_on_broker() if "trace-context" in t)
     assert read_all(d.bootstrap, [changelog]), "nothing in the trace-context changelog"
-    assert secure.password not in (tmp_path / "worker.log").read_text(errors="replace")
+    # Neither the password nor the HMAC key shows in the worker's log or its metrics.
+    assert "tp_clean_records_total" in metrics
+    for written in ((tmp_path / "worker.log").read_text(errors="replace"), metrics):
+        assert secure.password not in written and HMAC_KEY not in written

@@ -43,9 +43,7 @@ class RepeatSummary(logging.Filter):
             return True
         try:
             message = record.getMessage()
-        except (TypeError, ValueError):
-            # A malformed log call elsewhere (a library's): pass it on for the handler to report. A
-            # filter that raises crashes the caller instead (it did: Faust's fetcher, under load).
+        except Exception:  # a malformed record is the handler's to report; a filter must never raise
             return True
         key = record.name, _DIGITS.sub("#", message[:120])
         now = time.monotonic()
@@ -67,7 +65,7 @@ class RepeatSummary(logging.Filter):
 
 
 def _amend(record: logging.LogRecord, message: str) -> None:
-    record.msg, record.args = message, None
+    record.msg, record.args = message.replace("%", "%%"), ()
 
 
 class RateLimitedLog:

@@ -47,6 +47,8 @@ from telemetry_pipeline.otlp.attributes import get_str, service_name, set_strs
 
 # Distinct attribute pairs whose encoding is kept (a few MB at most); the cache starts over when full.
 _MAX_ENCODED_PAIRS = 16_384
+# Distinct trace contexts (user, tenant, root service, root route) whose attributes are kept, encoded.
+_MAX_TRACE_ATTRIBUTES = 16_384
 # Where instrumentations put enduser.id when the root span does not carry it.
 _USER_SPAN_KINDS = frozenset((Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER))
 _STATUS_NAMES = {code: Status.StatusCode.Name(code).removeprefix("STATUS_CODE_")
@@ -141,6 +143,7 @@ class Enricher:
         self._log_keys = _literal_search(log_keys)
         self._encode_span_attributes = _AttributeEncoder(Span)
         self._encode_log_attributes = _AttributeEncoder(LogRecord)
+        self._trace_attributes_cache: dict[tuple, _TraceAttributes] = {}
         self._counts = EnrichmentStats()
         # Held messages whose grace period is over, by identity (see set_due).
         self._due: dict[int, Message] = {}
@@ -260,14 +263,34 @@ class Enricher:
             self._counts.messages_released_without_context += 1
         return True
 
-    def _trace_attributes(self, context: TraceContext | None) -> dict[str, str]:
+    def _trace_attributes(self, context: TraceContext | None) -> _TraceAttributes:
+        """What a trace's records get, built and encoded once per distinct context: many traces share
+        one (same user, tenant, root service and route), and a trace's spans and logs come in several
+        messages. A user's profile is replaced, never changed in place, on an update (UserDirectory),
+        so an entry built from an older profile object is rebuilt."""
         if context is None:
-            return {}
+            return _NO_TRACE_ATTRIBUTES
+        key = (context.user, context.tenant, context.root_service, context.root_route)
+        profile = self.users.by_pseudonym(context.user) if context.user else None
+        cached = self._trace_attributes_cache.get(key)
+        if cached is not None and cached.profile is profile:
+            return cached
+        if len(self._trace_attributes_cache) >= _MAX_TRACE_ATTRIBUTES:
+            self._trace_attributes_cache.clear()
+        attributes = self._context_attributes(context, profile)
+        names = self._names
+        cached = self._trace_attributes_cache[key] = _TraceAttributes(
+            attributes, profile, self._encode_span_attributes(attributes),
+            names.user_pseudonym in attributes, names.root_service in attributes,
+        )
+        return cached
+
+    def _context_attributes(self, context: TraceContext, profile: dict | None) -> dict[str, str]:
         names = self._names
         attributes: dict[str, str] = {}
         if context.user:
             attributes[names.user_pseudonym] = context.user
-            self._add_profile(attributes, self.users.by_pseudonym(context.user), context.tenant)
+            self._add_profile(attributes, profile, context.tenant)
         elif context.tenant:
             self._add_profile(attributes, None, context.tenant)
         if context.root_service is not None:
@@ -285,28 +308,28 @@ class Enricher:
                 attributes[name] = str(value)
 
     def _enrich_spans(self, message: Message, payload: bytes | None, groups: dict[bytes, list],
-                      by_trace: dict[bytes, dict[str, str]]) -> None:
-        names, counts = self._names, self._counts
+                      by_trace: dict[bytes, _TraceAttributes]) -> None:
+        counts = self._counts
         counts.spans += sum(map(len, groups.values()))
-        if not any(by_trace.values()):
+        if not any(trace.attributes for trace in by_trace.values()):
             return
         search = _mentions(self._span_keys, message, payload)
-        for trace_id, attributes in by_trace.items():
-            if not attributes:
+        for trace_id, trace in by_trace.items():
+            if not trace.attributes:
                 continue
             spans = groups[trace_id]
             if search:
                 for span in spans:
-                    set_strs(span.attributes, attributes)
+                    set_strs(span.attributes, trace.attributes)
             else:
-                encoded = self._encode_span_attributes(attributes)
+                merge = trace.span_encoding
                 for span in spans:
-                    span.MergeFromString(encoded)  # appends to the repeated attributes field
-            counts.spans_with_user += len(spans) * (names.user_pseudonym in attributes)
-            counts.spans_with_trace_context += len(spans) * (names.root_service in attributes)
+                    span.MergeFromString(merge)  # appends to the repeated attributes field
+            counts.spans_with_user += len(spans) * trace.has_user
+            counts.spans_with_trace_context += len(spans) * trace.has_root
 
     def _enrich_logs(self, message: Message, payload: bytes | None, groups: dict[bytes, list],
-                     by_trace: dict[bytes, dict[str, str]]) -> None:
+                     by_trace: dict[bytes, _TraceAttributes]) -> None:
         names, counts = self._names, self._counts
         user_key = self.config.user_id_attribute
         search = _mentions(self._log_keys, message, payload)
@@ -314,7 +337,7 @@ class Enricher:
         encoded_fields: dict[tuple, bytes] = {}
         for trace_id, records in groups.items():
             counts.logs += len(records)
-            trace_attributes = by_trace.get(trace_id, {})
+            trace_attributes = by_trace.get(trace_id, _NO_TRACE_ATTRIBUTES).attributes
             if trace_id:
                 counts.logs_with_trace_id += len(records)
                 counts.logs_with_trace_context += len(records) * (names.root_service in trace_attributes)
@@ -384,6 +407,20 @@ class Enricher:
         stats.users = len(self.users)
         stats.services = len(self.services)
         return stats
+
+
+@dataclass(frozen=True, slots=True)
+class _TraceAttributes:
+    """The attributes one trace context gives its records, and their encoding for spans."""
+
+    attributes: dict[str, str]
+    profile: dict | None  # the user's profile they were built from
+    span_encoding: bytes  # `attributes` as a Span's attribute field, for MergeFromString
+    has_user: bool
+    has_root: bool
+
+
+_NO_TRACE_ATTRIBUTES = _TraceAttributes({}, None, b"", has_user=False, has_root=False)
 
 
 def _first(attributes: Iterable[KeyValue], keys: Iterable[str]) -> str | None:

@@ -82,7 +82,8 @@ class TraceContextTable:
         self._index = OrderedDict(contexts)
 
     def __len__(self) -> int:
-        return len(self._index)
+        # The store's size, not the index's: what memory holds, including anything the index missed.
+        return len(self._store)
 
     def context(self, key: str) -> TraceContext | None:
         context = self._index.get(key)

@@ -28,7 +28,6 @@ from stdnum.gb import nhs
 from stdnum.in_ import aadhaar, pan
 from stdnum.iso7064 import mod_11_10
 from stdnum.it import codicefiscale, iva
-from stdnum.kr import brn
 from stdnum.pl import pesel
 from stdnum.se import orgnr, personnummer
 from stdnum.sg import uen
@@ -155,6 +154,16 @@ def _valid_date(year: str, month: str, day: str) -> bool:
     return True
 
 
+def _kr_brn(text: str) -> bool:
+    # Business registration number: stdnum 2.2 checks its format only; the National Tax Service's
+    # check digit (weights 1,3,7,1,3,7,1,3,5, plus the tens of 5 x the ninth digit) keeps a random
+    # 10-digit number out nine times in ten.
+    digits = [int(char) for char in _compact(text)]
+    total = sum(digit * weight for digit, weight in zip(digits[:9], (1, 3, 7, 1, 3, 7, 1, 3, 5), strict=True))
+    total += digits[8] * 5 // 10
+    return _compact(text)[:3] >= "101" and (10 - total % 10) % 10 == digits[9]
+
+
 def _kr_rrn(text: str) -> bool:
     # Resident and foreigner registration numbers: a birth date, then a sex/century digit 1-8.
     digits = _compact(text)
@@ -181,12 +190,6 @@ def _uk_nino(text: str) -> bool:
 def _uk_plate(text: str) -> bool:
     """In lower case only with a space ("aa02 aaa"): "mx64-uwp" is a build name."""
     return text.isupper() or " " in text
-
-
-def _upper_or_long(text: str) -> bool:
-    """Plates in lower case only with three letters ("34 abc 1234"): "10 of 200" is prose."""
-    letters = [char for char in text if char.isalpha()]
-    return all(char.isupper() for char in letters) or len(letters) == 3
 
 
 _LETTER = "[A-Za-z]"
@@ -224,10 +227,15 @@ def _bounded(shape: str) -> str:
     digits or joiners (the tail of a UUID or a trace id is no identifier); one led by a letter
     follows no letter or digit; and no digit group may go on either side ("AL47 2121 1009 0000 ..."
     is one IBAN, not an identifier inside one)."""
-    return (
-        r"(?<![0-9_.+-])(?:(?<![A-Za-z])|(?<![A-Fa-f])(?<![0-9] )(?=[0-9]))(?:" + shape + r")"
-        r"(?![A-Za-z0-9_])(?:(?<![0-9])|(?![.,:/ -][0-9]))"
-    )
+    return r"(?<![0-9_.+-])(?:(?<![A-Za-z])|(?<![A-Fa-f])(?<![0-9] )(?=[0-9]))(?:" + shape + ")" + _RIGHT
+
+
+_RIGHT = r"(?![A-Za-z0-9_])(?:(?<![0-9])|(?![.,:/ -][0-9]))"
+
+
+# Where _bounded lets an identifier start: after no letter, digit or joiner, or a digit after a
+# letter that is no hex digit.
+ID_STARTS = re.compile(r"(?<![0-9A-Za-z_.+\-])[0-9A-Za-z]|(?<=[G-Zg-z])[0-9]")
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -300,7 +308,7 @@ FAMILIES: tuple[Family, ...] = (
            _format_only),
     # Korea, Singapore, Thailand, Turkey, South Africa, Nigeria
     Family("kr_rrn", Region.KR, "[0-9]{6}-?[1-8][0-9]{6}", _kr_rrn),
-    Family("kr_brn", Region.KR, "[0-9]{3}-?[0-9]{2}-?[0-9]{5}", _stdnum(brn)),
+    Family("kr_brn", Region.KR, "[0-9]{3}-?[0-9]{2}-?[0-9]{5}", _kr_brn),
     Family("kr_driver_license", Region.KR,
            "(?:1[1-9]|2[0-8])[ -]?[0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{2}",
            _one_separator),
@@ -311,9 +319,10 @@ FAMILIES: tuple[Family, ...] = (
            _stdnum(uen)),
     Family("th_tnin", Region.TH, "[1-8][0-9]{12}", _stdnum(pin)),
     Family("tr_national_id", Region.TR, "[1-9][0-9]{10}", _stdnum(tckimlik)),
+    # Province, letters, digits; without spaces only with three letters ("Mobile/15E148" is a build).
     Family("tr_license_plate", Region.TR,
-           f"(?:0[1-9]|[1-7][0-9]|8[01]) ?{_LETTER}{{1,3}} ?[0-9]{{2,4}}",
-           _upper_or_long),
+           "(?:0[1-9]|[1-7][0-9]|8[01])(?: [A-Z]{1,3} [0-9]{2,4}|[A-Z]{3}[0-9]{2,4}| [a-z]{3} [0-9]{2,4})",
+           _format_only),
     Family("za_id", Region.ZA, "[0-9]{13}", _stdnum(idnr)),
     Family("ng_nin", Region.NG, "[0-9]{11}", lambda text: verhoeff.is_valid(text)),
     Family("ng_vehicle_registration", Region.NG,
@@ -344,16 +353,40 @@ def is_placeholder(digits: str) -> bool:
     return len(set(digits)) == 1 or counting or digits in PUBLISHED_EXAMPLES
 
 
+# Presidio's context words the other way round: a bare number next to a unit or named as a
+# quantity ("took 123456789 ns", "bytes=876543210") is a measurement, not an identifier.
+_UNIT_AFTER = re.compile(r" ?(?:[mun\u00b5]?s|sec|ms|bytes?|[kmgt]i?b|%)(?![A-Za-z])", re.IGNORECASE)
+_QUANTITY_BEFORE = re.compile(
+    r"(?:size|count|bytes|len|length|offset|duration|latency|elapsed|took|total|amount|price|qty|quantity"
+    r"|seq|sequence|version|port|pid)[ _.-]?(?:[a-z]{1,8})?[\"']?\s?[=:]?\s?[\"']?$",
+    re.IGNORECASE,
+)
+
+
+def is_quantity(text: str, start: int, end: int) -> bool:
+    return bool(_UNIT_AFTER.match(text, end)) or bool(_QUANTITY_BEFORE.search(text[max(0, start - 24):start]))
+
+
+def _alternation(shapes: list[str]) -> re.Pattern[str] | None:
+    return re.compile("(?:" + "|".join(shapes) + ")" + _RIGHT) if shapes else None
+
+
 class NationalIds:
     """The families of some regions: one candidate regex of their shapes, then each family's own
     pattern and check at a candidate's position."""
 
     def __init__(self, regions: frozenset[Region] | None = None) -> None:
         self.families = tuple(family for family in FAMILIES if regions is None or family.region in regions)
-        self.candidates = (
-            re.compile("|".join(_bounded(family.shape) for family in self.families))
-            if self.families else None
-        )
+        # Matched only at ID_STARTS, which hold the left boundary: the shapes and the right one;
+        # those led by a digit at a digit, the others at a letter (a shape may be both).
+        shapes = [family.shape for family in self.families]
+        digit_led = [shape for shape in shapes if _DIGIT_LED.match(shape)]
+        letter_led = [
+            shape for shape in shapes if not _DIGIT_LED.match(shape) or _LETTER_BRANCH.search(shape)
+        ]
+        self.at_digit = _alternation(digit_led)
+        self.at_letter = _alternation(letter_led)
+        self.candidates = self.families or None
 
     def confirm(self, text: str, start: int) -> tuple[int, str] | None:
         """The longest number of a family that starts at `start` and passes its check: (end, family)."""
@@ -363,13 +396,35 @@ class NationalIds:
             if match is None or (best is not None and match.end() <= best[0]):
                 continue
             found = match.group()
-            if found.isdigit() and (is_epoch_time(found) or is_placeholder(found)):
+            if found.isdigit() and (
+                is_epoch_time(found) or is_placeholder(found) or is_quantity(text, start, match.end())
+            ):
                 continue
             if family.check(found):
                 best = (match.end(), family.name)
         return best
 
 
-def loose_shapes() -> bytes:
-    """Every family's shape (all regions) for the Hyperscan prefilter."""
-    return "|".join(f"(?:{family.shape})" for family in FAMILIES).encode()
+# The prefilter's stand-in for _bounded's lookbehinds, as a consumed byte: not after a letter, a
+# digit or a joiner (a shape led by a digit may also follow a letter that is no hex digit). At a
+# string's start the byte before is its length, which may be any byte: so also after the tag of a
+# scanned string (AnyValue.string_value 0x0a; Status.message and Event.name 0x12; Span.name 0x2a)
+# or a long length's first byte, followed by such a length byte. A shape tried after every letter
+# costs the scan five times more than one tried at word starts.
+_LOOSE_LEFT = rb"(?:[^0-9A-Za-z_.+\-]|[\x0a\x12\x2a\x80-\xff][0-9A-Za-z_.+\-])"
+_DIGIT_LED = re.compile(r"\(\?:\[?[0-9]|\[?[0-9]")
+_LETTER_BRANCH = re.compile(r"\|\[[A-Za-z]")  # a branch led by a letter (sg_uen's R16RF0037F)
+
+
+def loose_shapes(regions: frozenset[Region] | None = None) -> bytes:
+    """The shapes of the regions' families (None: all) after the stand-in for their left boundary,
+    for the Hyperscan prefilter (no right boundary: the byte after a string is a field tag); b""
+    for no region."""
+    shapes = [family.shape for family in FAMILIES if regions is None or family.region in regions]
+    if not shapes:
+        return b""
+    digit_led = [shape for shape in shapes if _DIGIT_LED.match(shape)]
+    pattern = _LOOSE_LEFT + b"(?:" + "|".join(f"(?:{shape})" for shape in shapes).encode() + b")"
+    if digit_led:
+        pattern += b"|[G-Zg-z](?:" + "|".join(f"(?:{shape})" for shape in digit_led).encode() + b")"
+    return pattern

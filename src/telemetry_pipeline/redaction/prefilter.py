@@ -214,7 +214,10 @@ class Prefilter:
         key_patterns += [
             (_KEY_SEPARATORS.join(_escape(word.encode()) for word in phrase), caseless) for phrase in phrases
         ]
-        self._database, self._first_key_id = _database(tuple(key_patterns))
+        # Only the configured regions' identifier shapes: they are the costliest patterns to scan for.
+        national_ids = loose_shapes(frozenset(config.regions))
+        self._database, self._first_key_id = _database(tuple(key_patterns), national_ids)
+        self._service_tokens = _service_token_database()  # compiled here, not on the first message
         self._max_depth = config.max_depth
         self._has_key_rule = has_key_rule
         self._rule_keys: dict[bytes, bool] = {}  # key string -> has a rule
@@ -247,7 +250,7 @@ class Prefilter:
                 offsets[index] = [(end - 1, pattern >= first_key_id)]
 
         self._database.scan(payload, match_event_handler=collect)
-        _service_token_database().scan(payload, match_event_handler=collect)  # value hits only
+        self._service_tokens.scan(payload, match_event_handler=collect)  # value hits only
         whole = {index for index, count in containers.items() if count >= self._max_depth}
         hits: list[list[tuple[int, RecordParts | None]]] = [[] for _ in records_per_scope]
         first_of_scope = [0]
@@ -327,12 +330,16 @@ class Prefilter:
 
 
 @functools.cache
-def _database(key_patterns: tuple[tuple[bytes, int], ...]) -> tuple[hyperscan.Database, int]:
-    """One compiled database per set of key names (compiling takes a while; configs are few)."""
+def _database(
+    key_patterns: tuple[tuple[bytes, int], ...], national_ids: bytes | None = None
+) -> tuple[hyperscan.Database, int]:
+    """One compiled database per set of key names and regions (compiling takes a while; configs
+    are few). `national_ids`: the regions' identifier shapes (None: every region's, b"": none)."""
     caseless = hyperscan.HS_FLAG_CASELESS
+    loose = LOOSE_PATTERNS if national_ids is None else {**LOOSE_PATTERNS, Detector.NATIONAL_ID: national_ids}
     patterns = [(_CONTAINER, 0), (FOLDED_LETTER, 0), (_OTHER_DIGIT, 0)]
     patterns += [(pattern, caseless if detector in CASELESS_DETECTORS else 0)
-                 for detector, pattern in LOOSE_PATTERNS.items()]
+                 for detector, pattern in loose.items() if pattern]
     first_key_id = len(patterns)
     patterns += key_patterns
     database = hyperscan.Database()

@@ -59,6 +59,11 @@ def _found(text: str) -> list[tuple[str, str]]:
         "ORD-2026-000123",
         "order_id=7f3a9c2e",
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        # Measurements: a bare number with a unit or named as a quantity is no identifier.
+        "took 876543210 ns",
+        "bytes=876543210",
+        '"offset": "121000358"',
+        "0123456789",
         # The secret words with no value after them.
         "password",
         "token",

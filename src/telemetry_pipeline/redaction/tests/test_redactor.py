@@ -33,7 +33,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status, TracesData
 
-from telemetry_pipeline.config import PipelineConfig
+from telemetry_pipeline.config import ConfigError, PipelineConfig, load_config
 from telemetry_pipeline.core import Core, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.enrichment.config import EnrichmentConfig
@@ -376,3 +376,23 @@ def test_disabled_detectors_and_allowed_rules() -> None:
     assert redactor.key_action("app.contact") is Action.ALLOW
     with pytest.raises(ValueError, match="disabled_detectors"):
         RedactionConfig(detectors={Detector.EMAIL: Action.ALLOW})
+
+
+def test_regions_select_the_national_id_families() -> None:
+    german_tax_id, us_npi = "Steuer-ID 12345678903", "NPI 1234567893"
+    everywhere = _redactor()
+    assert everywhere.redact_text(german_tax_id) == "Steuer-ID [REDACTED:NATIONAL_ID]"
+    assert everywhere.redact_text(us_npi) == "NPI [REDACTED:NATIONAL_ID]"
+    europe = _redactor(RedactionConfig(regions=["eu"]))
+    assert europe.redact_text(german_tax_id) == "Steuer-ID [REDACTED:NATIONAL_ID]"
+    assert europe.redact_text(us_npi) == us_npi
+    assert _redactor(RedactionConfig(regions=[])).redact_text(german_tax_id) == german_tax_id
+
+
+def test_an_unknown_region_fails_at_start_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("redaction:\n  regions: [eu, atlantis-7f3a]\n")
+    with pytest.raises(ConfigError) as failure:
+        load_config(path, environ={})
+    assert "redaction.regions.1" in str(failure.value)
+    assert "atlantis-7f3a" not in str(failure.value)
