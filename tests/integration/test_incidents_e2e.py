@@ -199,5 +199,6 @@ def test_worker_emits_replays_incidents_suppresses_in_maintenance_and_survives_s
         headers = dict(record.headers() or [])
         assert record.key() == event["dedup_key"].encode()
         assert headers["ce_id"] == event["id"].encode() and headers["ce_specversion"] == b"1.0"
-        assert headers["ce_time"] == event["observed_at"].encode() and b"ce_source" in headers
+        assert headers["ce_time"] == event["observed_at"].encode()
+        assert headers["ce_source"] == b"telemetry-pipeline"
         assert headers["ce_type"].endswith(event["action"].encode())
