@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import faust
 import pydantic
@@ -263,6 +263,34 @@ def _input_record(signal: Signal | None, stream: StreamT, event: EventT) -> Inpu
     )
 
 
+class MaintenanceWindows:
+    """The windows in force: the config's, and the `maintenance` topic's (key: window id; value: the
+    config entry's other fields; a tombstone withdraws it), which replace config windows of their id."""
+
+    def __init__(
+        self, configured: Iterable[MaintenanceWindow], changed: Callable[[list[MaintenanceWindow]], None]
+    ) -> None:
+        self._configured = {window.id: window for window in configured}
+        self._from_topic: dict[str, MaintenanceWindow] = {}
+        self._changed = changed
+
+    def apply(self, window_id: str, value: dict | None) -> None:
+        """A record of the topic. An invalid one is logged by field (never its values) and skipped."""
+        if value is None:
+            self._from_topic.pop(window_id, None)
+        else:
+            try:
+                self._from_topic[window_id] = MaintenanceWindow.model_validate({**value, "id": window_id})
+            except pydantic.ValidationError as exc:
+                fields = sorted({".".join(map(str, error["loc"])) or "value" for error in exc.errors()})
+                log.warning("maintenance window %r ignored: invalid %s", window_id, ", ".join(fields))
+                return
+        self._changed(self.windows())
+
+    def windows(self) -> list[MaintenanceWindow]:
+        return list({**self._configured, **self._from_topic}.values())
+
+
 class _Shell:
     """What the agents share: the core and the analysis (built after table recovery), outputs."""
 
@@ -285,32 +313,16 @@ class _Shell:
         self.joined = asyncio.Event()  # set when the consumer group first assigns partitions
         self._guard_installed = False
         kafka, context = config.kafka, config.context
-        self._maintenance: dict[str, MaintenanceWindow] = {}  # from the maintenance topic, by id
+        self.maintenance = MaintenanceWindows(config.maintenance, self._maintenance_changed)
         self.followers = [
             CompactedTopicFollower(kafka, context.user_context_topic, users.update),
             CompactedTopicFollower(kafka, context.service_catalog_topic, _apply_to(services)),
-            CompactedTopicFollower(kafka, config.topics.maintenance, self._apply_maintenance),
+            CompactedTopicFollower(kafka, config.topics.maintenance, self.maintenance.apply),
         ]
 
-    def _apply_maintenance(self, window_id: str, value: dict | None) -> None:
-        """A record of the `maintenance` topic: a window (the config entry's fields, keyed by its id)
-        or a tombstone withdrawing it. Windows of the topic override config windows with their id."""
-        if value is None:
-            self._maintenance.pop(window_id, None)
-        else:
-            try:
-                self._maintenance[window_id] = MaintenanceWindow.model_validate({**value, "id": window_id})
-            except pydantic.ValidationError as exc:
-                fields = sorted({".".join(map(str, error["loc"])) or "value" for error in exc.errors()})
-                log.warning("maintenance window %r ignored: invalid %s", window_id, ", ".join(fields))
-                return
+    def _maintenance_changed(self, windows: list[MaintenanceWindow]) -> None:
         if self.analysis_ready():
-            self.analysis().set_maintenance(self.maintenance_windows())
-
-    def maintenance_windows(self) -> list[MaintenanceWindow]:
-        windows = {window.id: window for window in self.config.maintenance}
-        windows.update(self._maintenance)
-        return list(windows.values())
+            self.analysis().set_maintenance(windows)
 
     async def context_loaded(self) -> None:
         """Wait (bounded, from when the group is joined: no record arrives before) until the context
@@ -360,7 +372,7 @@ class _Shell:
                 persist_interval_ms=int(self.config.worker.sli_persist_interval_s * 1000),
             )
             self._analysis.adopt(self.owns_service)
-            self._analysis.set_maintenance(self.maintenance_windows())
+            self._analysis.set_maintenance(self.maintenance.windows())
         return self._analysis
 
     def owns_service(self, service: str) -> bool:
