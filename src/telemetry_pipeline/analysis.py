@@ -11,17 +11,50 @@ there and persists its state at the same point, so a restart neither forgets nor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
 
 from telemetry_pipeline.config import PipelineConfig
+from telemetry_pipeline.detection import Detection, IncidentEvent, MaintenanceWindow
 from telemetry_pipeline.sli import SliEngine, SliPartial, SliSnapshot, SloResolver
+
+# The key of a service's detection state inside its value in the store (next to its SLI state).
+DETECTION_KEY = "detection"
 
 
 @dataclass
 class AnalysisStep:
     snapshots: list[SliSnapshot]
     persisted: bool  # the state now holds every partial added before the call that returned this
+    # Incident events of these steps, in order; like the snapshots, sent after the state is persisted.
+    incidents: list[IncidentEvent] = field(default_factory=list)
+
+
+class _WithDetection(MutableMapping[str, dict]):
+    """The store as the SLI engine sees it: every value it writes for a service carries the service's
+    detection state too (`DETECTION_KEY`), so both are one assignment, one changelog record."""
+
+    def __init__(self, store: MutableMapping[str, dict]) -> None:
+        self.store = store
+        self.detection_states: dict[str, dict] = {}  # by service, taken just before the engine persists
+        self.written: set[str] = set()
+
+    def __getitem__(self, service: str) -> dict:
+        return self.store[service]
+
+    def __setitem__(self, service: str, value: dict) -> None:
+        self.store[service] = {**value, DETECTION_KEY: self.detection_states.get(service)}
+        self.written.add(service)
+
+    def __delitem__(self, service: str) -> None:
+        del self.store[service]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.store)
+
+    def __len__(self) -> int:
+        return len(self.store)
 
 
 class Analysis:
@@ -39,24 +72,41 @@ class Analysis:
         self.slos = SloResolver(
             config.slos, config.slo_defaults, services, max_period_ms=config.sli.retention_ms
         )
-        self.engine = SliEngine(config.sli, self.slos, store)
+        self.detection = Detection(config.detection, self.slos, services, config.maintenance)
+        self._store = _WithDetection(store)
+        self.engine = SliEngine(config.sli, self.slos, self._store)
+        self._restore_detection(set(), self.engine.services())
+        self._noted: set[str] = set()  # services with redaction notes the engine did not apply
         self._persist_interval_ms = persist_interval_ms
         self._last_persist_ms: int | None = None
         self._unpersisted = False
 
     def adopt(self, owned: Callable[[str], bool] | None = None) -> None:
-        """After a rebalance: keep only the services `owned`, load those the store brought."""
+        """After a rebalance: keep only the services `owned`, load those the store brought (their SLI
+        and detection state both)."""
+        before = self.engine.services()
         self.engine.adopt(owned)
+        self._restore_detection(before, self.engine.services())
+
+    def set_maintenance(self, windows: Sequence[MaintenanceWindow]) -> None:
+        """The maintenance windows now in force (config and the worker's `maintenance` topic)."""
+        self.detection.set_maintenance(windows)
 
     def set_sources(self, caught_up: Mapping[str, bool], wall_ms: int | None = None) -> None:
         """The shell's input sources (assigned partitions, files), each with whether it is caught up."""
         self.engine.set_sources(caught_up, wall_ms)
 
     def add(self, partials: Iterable[SliPartial], wall_ms: int | None = None) -> list[SliPartial]:
-        """Merge partials; returns those applied (not redelivered, not refused), the ones detection
-        may count."""
+        """Merge partials; returns those applied (not redelivered, not refused). Detection notes
+        those and every redaction note (it tells redelivered notes apart itself)."""
+        partials = list(partials)
         applied = self.engine.add(partials, wall_ms)
-        self._unpersisted = self._unpersisted or bool(applied)
+        applied_ids = {id(partial) for partial in applied}
+        noted = [p for p in partials if id(p) in applied_ids or p.is_redaction_note]
+        self.detection.note(noted)
+        # A note the engine did not apply leaves its service clean for the engine: `_step` writes it.
+        self._noted.update(p.service for p in noted if id(p) not in applied_ids)
+        self._unpersisted = self._unpersisted or bool(noted)
         return applied
 
     def advance(self, now_ms: int | None = None, *, idle: bool = False) -> AnalysisStep:
@@ -87,9 +137,35 @@ class Analysis:
             and self._persist_interval_ms is not None
             and now_ms - self._last_persist_ms >= self._persist_interval_ms
         )
+        incidents = [
+            event
+            for _end, step in itertools.groupby(snapshots, key=lambda snapshot: snapshot.window_end)
+            for event in self.detection.observe(list(step))
+        ]
         if snapshots or due:
-            self.engine.persist()
+            self._persist()
             self._last_persist_ms = now_ms if now_ms is not None else self._last_persist_ms
             self._unpersisted = False
-            return AnalysisStep(snapshots, persisted=True)
-        return AnalysisStep(snapshots, persisted=not self._unpersisted)
+            return AnalysisStep(snapshots, persisted=True, incidents=incidents)
+        return AnalysisStep(snapshots, persisted=not self._unpersisted, incidents=incidents)
+
+    def _persist(self) -> None:
+        """The engine writes the services it changed, each value with its detection state; services
+        only detection changed (redaction notes) are written again with theirs."""
+        self._store.detection_states = self.detection.service_states()
+        self._store.written = set()
+        self.engine.persist()
+        owned, states, store = self.engine.services(), self._store.detection_states, self._store.store
+        for service in sorted(self._noted - self._store.written):
+            stored = store.get(service)
+            if stored is not None and service in owned:
+                store[service] = {**stored, DETECTION_KEY: states.get(service)}
+        self._noted.clear()
+        self._store.detection_states = {}
+
+    def _restore_detection(self, before: set[str], after: set[str]) -> None:
+        """Detection follows the engine: services gone are forgotten, services loaded bring theirs."""
+        changes: dict[str, dict | None] = dict.fromkeys(before - after)
+        changes.update({service: self._store.store[service].get(DETECTION_KEY) for service in after - before})
+        if changes:
+            self.detection.replace_services(changes)

@@ -110,8 +110,8 @@ def _replay(args: argparse.Namespace) -> int:
     written = ", ".join(f"{name}: {count}" for name, count in sorted(summary.written.items()))
     late = sum(summary.late_dropped.values())
     print(
-        f"{summary.lines} lines in; {written}; sli snapshots: {summary.snapshots}; dlq: {summary.rejected}; "
-        f"sli buckets dropped as late: {late}"
+        f"{summary.lines} lines in; {written}; sli snapshots: {summary.snapshots}; "
+        f"incident events: {summary.incidents}; dlq: {summary.rejected}; sli buckets dropped as late: {late}"
     )
     return 0
 

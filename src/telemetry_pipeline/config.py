@@ -127,6 +127,7 @@ class TopicNames(_Section):
     sli_partials: str = "sli-partials"
     sli: str = "sli"
     incidents: str = "incidents"
+    maintenance: str = "maintenance"  # compacted: maintenance windows keyed by id (the worker follows it)
 
     def input(self, signal: Signal) -> str:
         return {Signal.TRACES: self.spans, Signal.METRICS: self.metrics, Signal.LOGS: self.logs}[signal]

@@ -19,7 +19,7 @@ from typing import IO
 
 import orjson
 
-from telemetry_pipeline.analysis import Analysis
+from telemetry_pipeline.analysis import Analysis, AnalysisStep
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, InputRecord
 from telemetry_pipeline.enrichment import UserDirectory, load_context_file
@@ -39,6 +39,7 @@ class ReplaySummary:
     written: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
     snapshots: int = 0
+    incidents: int = 0  # incident events written
     late_dropped: dict[str, int] = field(default_factory=dict)  # SLI buckets dropped as late, per file
 
 
@@ -71,8 +72,8 @@ def run_replay(config: PipelineConfig, inputs: list[Path], out_dir: Path) -> Rep
             if last:
                 caught_up[path] = True
                 analysis.set_sources(caught_up)
-            _write_snapshots(analysis.advance().snapshots, files[SLI_FILE], summary)
-        _write_snapshots(analysis.flush().snapshots, files[SLI_FILE], summary)
+            _write_step(analysis.advance(), files, summary)
+        _write_step(analysis.flush(), files, summary)
     summary.late_dropped = analysis.late_dropped_by_source()
     return summary
 
@@ -112,7 +113,10 @@ def _write(result: CoreResult, files: dict[str, IO[bytes]], summary: ReplaySumma
         summary.rejected += 1
 
 
-def _write_snapshots(snapshots: list, handle: IO[bytes], summary: ReplaySummary) -> None:
-    for snapshot in snapshots:
-        handle.write(snapshot.to_json_bytes() + b"\n")
-        summary.snapshots += 1
+def _write_step(step: AnalysisStep, files: dict[str, IO[bytes]], summary: ReplaySummary) -> None:
+    for snapshot in step.snapshots:
+        files[SLI_FILE].write(snapshot.to_json_bytes() + b"\n")
+    for event in step.incidents:
+        files[INCIDENTS_FILE].write(event.to_json_bytes() + b"\n")
+    summary.snapshots += len(step.snapshots)
+    summary.incidents += len(step.incidents)

@@ -71,6 +71,7 @@ def deploy(
         "sli_partials": "sli-partials",
         "sli": "sli",
         "incidents": "incidents",
+        "maintenance": "maintenance",
     }
     config: dict[str, Any] = {
         "kafka": {"bootstrap_servers": bootstrap, "producer_linger_ms": 5},

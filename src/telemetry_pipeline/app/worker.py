@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import faust
+import pydantic
 from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
 from faust.types import TP, EventT, StreamT
@@ -27,6 +28,7 @@ from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.tables import await_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
+from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.kafka.connection import faust_credentials
 from telemetry_pipeline.otlp import Signal
@@ -164,6 +166,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         again, the engine recognises by source offset and skips."""
         delivery = shell.delivery()
         await shell.start_agent(stream)
+        await shell.context_loaded()  # SLO overrides from the catalog, maintenance windows
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             now = shell.last_partial_ms = _now_ms()  # first: the tick must not take this moment for idle
             partials, rejected = [], CoreResult()
@@ -260,6 +263,34 @@ def _input_record(signal: Signal | None, stream: StreamT, event: EventT) -> Inpu
     )
 
 
+class MaintenanceWindows:
+    """The windows in force: the config's, and the `maintenance` topic's (key: window id; value: the
+    config entry's other fields; a tombstone withdraws it), which replace config windows of their id."""
+
+    def __init__(
+        self, configured: Iterable[MaintenanceWindow], changed: Callable[[list[MaintenanceWindow]], None]
+    ) -> None:
+        self._configured = {window.id: window for window in configured}
+        self._from_topic: dict[str, MaintenanceWindow] = {}
+        self._changed = changed
+
+    def apply(self, window_id: str, value: dict | None) -> None:
+        """A record of the topic. An invalid one is logged by field (never its values) and skipped."""
+        if value is None:
+            self._from_topic.pop(window_id, None)
+        else:
+            try:
+                self._from_topic[window_id] = MaintenanceWindow.model_validate({**value, "id": window_id})
+            except pydantic.ValidationError as exc:
+                fields = sorted({".".join(map(str, error["loc"])) or "value" for error in exc.errors()})
+                log.warning("maintenance window %r ignored: invalid %s", window_id, ", ".join(fields))
+                return
+        self._changed(self.windows())
+
+    def windows(self) -> list[MaintenanceWindow]:
+        return list({**self._configured, **self._from_topic}.values())
+
+
 class _Shell:
     """What the agents share: the core and the analysis (built after table recovery), outputs."""
 
@@ -282,10 +313,16 @@ class _Shell:
         self.joined = asyncio.Event()  # set when the consumer group first assigns partitions
         self._guard_installed = False
         kafka, context = config.kafka, config.context
+        self.maintenance = MaintenanceWindows(config.maintenance, self._maintenance_changed)
         self.followers = [
             CompactedTopicFollower(kafka, context.user_context_topic, users.update),
             CompactedTopicFollower(kafka, context.service_catalog_topic, _apply_to(services)),
+            CompactedTopicFollower(kafka, config.topics.maintenance, self.maintenance.apply),
         ]
+
+    def _maintenance_changed(self, windows: list[MaintenanceWindow]) -> None:
+        if self.analysis_ready():
+            self.analysis().set_maintenance(windows)
 
     async def context_loaded(self) -> None:
         """Wait (bounded, from when the group is joined: no record arrives before) until the context
@@ -335,6 +372,7 @@ class _Shell:
                 persist_interval_ms=int(self.config.worker.sli_persist_interval_s * 1000),
             )
             self._analysis.adopt(self.owns_service)
+            self._analysis.set_maintenance(self.maintenance.windows())
         return self._analysis
 
     def owns_service(self, service: str) -> bool:
@@ -354,9 +392,10 @@ class _Shell:
         unacked: list[tuple[StreamT, EventT]] = []
         if step.persisted:
             unacked, self.sli_unacked = self.sli_unacked, []
-        # Snapshots go out after the state that produced them is written: a restart re-evaluates
-        # nothing it has already sent (a crash in between sends those steps again, identical).
-        await delivery.send(self.snapshot_records(step.snapshots))
+        # Snapshots and incident events go out after the state that produced them is written: a
+        # restart re-evaluates nothing it has already sent (a crash in between sends those steps
+        # again, identical, with the same event ids).
+        await delivery.send(self.snapshot_records(step.snapshots) + self.incident_records(step.incidents))
         for stream, event in unacked:
             await self.commit_guard.release(stream, event)
 
@@ -418,6 +457,14 @@ class _Shell:
     def snapshot_records(self, snapshots: Iterable) -> list[OutboundRecord]:
         topic = self.config.topics.sli
         return [OutboundRecord(topic, s.service.encode(), s.to_json_bytes()) for s in snapshots]
+
+    def incident_records(self, events: Iterable[IncidentEvent]) -> list[OutboundRecord]:
+        """Keyed by dedup_key, with CloudEvents binary-mode headers."""
+        topic, source = self.config.topics.incidents, self.config.detection.incidents.source
+        return [
+            OutboundRecord(topic, event.dedup_key.encode(), event.to_json_bytes(), event.headers(source))
+            for event in events
+        ]
 
 
 class _Sources:

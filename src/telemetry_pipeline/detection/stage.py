@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 
+import orjson
+
 from telemetry_pipeline.detection.config import DetectionConfig, MaintenanceWindow
 from telemetry_pipeline.detection.detectors import (
     CardinalityExplosion,
@@ -117,3 +119,61 @@ class Detection:
                 detector.restore(state["detectors"][name])
         self._versions.seen = state["versions"]
         self.incidents.restore(state["incidents"])
+
+    # Per service: the worker keeps each service's detection state inside the service's value of the
+    # changelogged `sli-state` table (one key per service), so it is written with the SLI state in one
+    # assignment and follows the service across rebalances as the SLI state does.
+
+    def service_states(self) -> dict[str, dict]:
+        """The whole state split by service: each value holds only that service's part (versioned
+        like `state()`), detached from the live state."""
+        split: dict[str, dict] = {}
+        for part, fields in self._parts().items():
+            for name, keyed in fields.items():
+                for key, value in keyed.items():
+                    service = _service_of(part, name, key)
+                    parts = split.setdefault(service, {"v": STATE_VERSION, "parts": {}})["parts"]
+                    parts.setdefault(part, {}).setdefault(name, {})[key] = value
+        return {service: orjson.loads(orjson.dumps(state)) for service, state in split.items()}
+
+    def replace_services(self, states: Mapping[str, dict | None]) -> None:
+        """Replace the named services' state with the given ones (from `service_states`); None
+        forgets a service (moved to another worker). Other services are untouched."""
+        parts = self._parts()
+        for service, state in states.items():
+            if state is not None and (not isinstance(state, dict) or state.get("v") != STATE_VERSION):
+                self.restore(state)  # raises DetectionStateError naming the version
+            for part, fields in parts.items():
+                for name, keyed in fields.items():
+                    for key in [key for key in keyed if _service_of(part, name, key) == service]:
+                        del keyed[key]
+                    if state is not None:
+                        keyed.update(state["parts"].get(part, {}).get(name, {}))
+        self.restore(
+            {
+                "v": STATE_VERSION,
+                "detectors": {name: parts[name] for name in self._stateful},
+                "versions": parts["versions"]["seen"],
+                "incidents": parts["incidents"],
+            }
+        )
+
+    def _parts(self) -> dict[str, dict[str, dict]]:
+        """The state as part -> field -> key -> value, with fresh dicts down to the keys."""
+        state = self.state()
+        parts = {
+            **state["detectors"],
+            "versions": {"seen": state["versions"]},
+            "incidents": state["incidents"],
+        }
+        return {part: {name: dict(keyed) for name, keyed in fields.items()} for part, fields in parts.items()}
+
+
+def _service_of(part: str, field: str, key: str) -> str:
+    """The service a key of the state belongs to: most are service names; incidents and cooldowns are
+    keyed `<type>/<service>/<subject>`, cardinality baselines `<service>/<what>`."""
+    if part == "incidents" and field != "groups":
+        return key.partition("/")[2].rpartition("/")[0]
+    if part == "cardinality_explosion":
+        return key.rpartition("/")[0]
+    return key

@@ -113,6 +113,10 @@ class SliEngine:
             for source, (_offset, max_time_ms) in state.sources.items():
                 self._heard_of(source, max_time_ms, heard.get(source, [0, None])[1])
 
+    def services(self) -> set[str]:
+        """The services whose state this engine holds (owns)."""
+        return set(self._states)
+
     def stats(self) -> dict[str, int]:
         """Counters for metrics; the watermark only once there is one. Late drops per source are in
         `late_dropped_by_source()`."""

@@ -13,14 +13,14 @@ from telemetry_pipeline.kafka import topics
 REPO_TOPICS = Path(__file__).resolve().parents[4] / "topics"
 DESIGN_TOPICS = {
     "otlp_spans", "otlp_metrics", "otlp_logs", "otlp_spans.clean", "otlp_metrics.clean", "otlp_logs.clean",
-    "user-context", "service-catalog", "sli", "sli-partials", "incidents", "telemetry.dlq",
+    "user-context", "service-catalog", "sli", "sli-partials", "incidents", "telemetry.dlq", "maintenance",
 }
 
 
 def test_shipped_topic_files_declare_the_design_topics() -> None:
     specs = {spec.name: spec for spec in topics.load_specs(topics.default_topics_dir())}
     assert set(specs) == DESIGN_TOPICS
-    for name in ("user-context", "service-catalog"):
+    for name in ("user-context", "service-catalog", "maintenance"):
         assert specs[name].config["cleanup.policy"] == "compact"
     for signal in ("spans", "metrics", "logs"):
         assert specs[f"otlp_{signal}"].partitions == specs[f"otlp_{signal}.clean"].partitions == 4
