@@ -112,6 +112,31 @@ class _Baselines:
         return median, statistics.median(abs(v - median) for v in values)
 
 
+class _Baselined:
+    """A detector that compares a value with the service's own baseline, confirmed N of M steps: the
+    baselines and confirmations are its whole state, keyed by service (or `<service>/<subject>`)."""
+
+    def __init__(self, config: BaselinedConfig) -> None:
+        self._baselines = _Baselines(config)
+        self._confirmations = _Confirmations(config.confirm, config.of)
+
+    @staticmethod
+    def _service_of(key: str) -> str:
+        return key
+
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self._baselines.retain(lambda key: self._service_of(key) in services)
+        self._confirmations.retain(lambda key: self._service_of(key) in services)
+
+    def state(self) -> dict:
+        return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
+
+    def restore(self, state: dict) -> None:
+        self._baselines.samples = state["baselines"]
+        self._confirmations.recent = state["recent"]
+
+
 class SloBurnRate:
     """Multi-window, multi-burn-rate alerts on each objective of services with an SLO of their own."""
 
@@ -199,7 +224,7 @@ def _bad(snapshot: SliSnapshot, objective: str) -> int:
     return round(snapshot.requests * (1 - (snapshot.latency_good_ratio or 1.0)))
 
 
-class ErrorRateSpike:
+class ErrorRateSpike(_Baselined):
     """Error rate far above the service's own baseline, for services without an SLO of their own."""
 
     name = "error_rate_spike"
@@ -207,8 +232,7 @@ class ErrorRateSpike:
     def __init__(self, config: ErrorRateSpikeConfig, slos: SloResolver) -> None:
         self._config = config
         self._slos = slos
-        self._baselines = _Baselines(config)
-        self._confirmations = _Confirmations(config.confirm, config.of)
+        super().__init__(config)
 
     def observe(self, step: Step) -> list[Finding]:
         config, findings = self._config, []
@@ -253,28 +277,15 @@ class ErrorRateSpike:
                 self._baselines.add(service, rate, step.end_ms)
         return findings
 
-    def retain(self, services: Collection[str]) -> None:
-        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
-        self._baselines.retain(lambda key: key in services)
-        self._confirmations.retain(lambda key: key in services)
 
-    def state(self) -> dict:
-        return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
-
-    def restore(self, state: dict) -> None:
-        self._baselines.samples = state["baselines"]
-        self._confirmations.recent = state["recent"]
-
-
-class LatencyRegression:
+class LatencyRegression(_Baselined):
     """p95 (or p99) far above the median of the service's own recent past, confirmed N of M steps."""
 
     name = "latency_regression"
 
     def __init__(self, config: LatencyRegressionConfig) -> None:
         self._config = config
-        self._baselines = _Baselines(config)
-        self._confirmations = _Confirmations(config.confirm, config.of)
+        super().__init__(config)
 
     def observe(self, step: Step) -> list[Finding]:
         config, findings = self._config, []
@@ -328,18 +339,6 @@ class LatencyRegression:
                 assert value is not None
                 self._baselines.add(service, value, step.end_ms)
         return findings
-
-    def retain(self, services: Collection[str]) -> None:
-        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
-        self._baselines.retain(lambda key: key in services)
-        self._confirmations.retain(lambda key: key in services)
-
-    def state(self) -> dict:
-        return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
-
-    def restore(self, state: dict) -> None:
-        self._baselines.samples = state["baselines"]
-        self._confirmations.recent = state["recent"]
 
 
 class TelemetryGap:
@@ -591,15 +590,14 @@ class PiiLeak:
         self.notes = state["notes"]
 
 
-class CardinalityExplosion:
+class CardinalityExplosion(_Baselined):
     """Distinct span names or attribute keys past a bound or a multiple of the service's baseline."""
 
     name = "cardinality_explosion"
 
     def __init__(self, config: CardinalityExplosionConfig) -> None:
         self._config = config
-        self._baselines = _Baselines(config)
-        self._confirmations = _Confirmations(config.confirm, config.of)
+        super().__init__(config)
 
     def observe(self, step: Step) -> list[Finding]:
         config, findings = self._config, []
@@ -649,17 +647,9 @@ class CardinalityExplosion:
                     self._baselines.add(key, value, step.end_ms)
         return findings
 
-    def retain(self, services: Collection[str]) -> None:
-        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
-        self._baselines.retain(lambda key: key.rpartition("/")[0] in services)
-        self._confirmations.retain(lambda key: key.rpartition("/")[0] in services)
-
-    def state(self) -> dict:
-        return {"baselines": self._baselines.samples, "recent": self._confirmations.recent}
-
-    def restore(self, state: dict) -> None:
-        self._baselines.samples = state["baselines"]
-        self._confirmations.recent = state["recent"]
+    @staticmethod
+    def _service_of(key: str) -> str:
+        return key.rpartition("/")[0]
 
 
 @dataclass
