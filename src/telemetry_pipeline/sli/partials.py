@@ -187,6 +187,9 @@ class _Accumulator:
 class AggregatorStats:
     future_dropped: int = 0  # items with event time beyond now + max_clock_skew
     metric_baselines: int = 0  # cumulative points that only set a baseline (first seen, layout change)
+    # cumulative points older than the series' newest seen (unkeyed metrics reach the worker through
+    # several partitions, out of order): the newer point's delta already holds their counts
+    metric_stale: int = 0
     series_cached: int = 0
 
 
@@ -411,7 +414,12 @@ class PartialAggregator:
             if cumulative:
                 series = _series_digest(resource_digest, metric.name, point.attributes)
                 previous = self._series.get(series)
-                self._series[series] = (point.start_time_unix_nano, total, counts, zeros, layout)
+                start_ns = point.start_time_unix_nano
+                if previous is not None and previous[0] == start_ns and time_ns <= previous[5]:
+                    # Taking it as the new baseline would count its interval again with the next point.
+                    self.stats.metric_stale += 1
+                    continue
+                self._series[series] = (point.start_time_unix_nano, total, counts, zeros, layout, time_ns)
                 self._series.move_to_end(series)
                 if len(self._series) > self._series_limit:
                     self._series.popitem(last=False)
@@ -496,7 +504,7 @@ def _delta(
     """
     if previous is None:
         return None
-    prev_start, prev_total, prev_counts, prev_zeros, prev_layout = previous
+    prev_start, prev_total, prev_counts, prev_zeros, prev_layout, _prev_time = previous
     if start_ns != prev_start:
         return total, counts, zeros
     if layout != prev_layout or len(counts) != len(prev_counts) or total < prev_total:

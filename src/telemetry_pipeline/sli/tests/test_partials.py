@@ -289,6 +289,28 @@ def test_cumulative_histograms_count_deltas_per_series() -> None:
     assert agg.stats.metric_baselines == 2
 
 
+def test_cumulative_points_out_of_order_are_counted_once() -> None:
+    """Unkeyed metric messages reach the worker through several partitions: a series' older point
+    may come after a newer one. It must not become the baseline, or its interval counts twice."""
+    agg = aggregator()
+    for minute in (0, 2, 1, 3, 4):  # minute 1's point arrives after minute 2's
+        total = 100 * (minute + 1)  # 100 requests a minute, cumulative
+        agg.add(
+            Signal.METRICS,
+            histogram(
+                "checkout",
+                "http.server.duration",
+                [{"time_ns": T0_NS + minute * MINUTE_NS, "bounds": [100.0], "counts": [total, 0],
+                  "start_ns": T0_NS - MINUTE_NS}],
+                unit="ms",
+                cumulative=True,
+            ),
+        )
+    counted = sum(b[METRIC_REQ][REQUESTS] for _, b in flat(agg.drain()) if b[METRIC_REQ])
+    assert counted == 400  # minutes 1 to 4; minute 0 is the baseline
+    assert agg.stats.metric_stale == 1
+
+
 def test_other_metrics_only_count_as_presence() -> None:
     agg = aggregator()
     agg.add(
