@@ -24,10 +24,10 @@ from stdnum import bitcoin
 
 from telemetry_pipeline.redaction.national_ids import ID_STARTS, PUBLISHED_EXAMPLES, NationalIds
 from telemetry_pipeline.redaction.service_tokens import (
-    KEYWORDS,
     RULES,
     confirmed,
     is_placeholder,
+    loose_patterns,
     shannon_entropy,
 )
 
@@ -57,7 +57,7 @@ class Detector(StrEnum):
     NATIONAL_ID = "national_id"  # national, tax, health, licence and vehicle numbers (national_ids.py)
     MAC_ADDRESS = "mac_address"
     CRYPTO_WALLET = "crypto_wallet"
-    SERVICE_TOKEN = "service_token"  # tokens and keys of the services in gitleaks' rules (service_tokens.py)
+    SERVICE_TOKEN = "service_token"  # tokens and keys of named services (service_tokens.py)
 
 
 # Vendor tokens, recognised by their prefix alone. Also used to name what a generic
@@ -434,27 +434,28 @@ def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Findin
 
 
 @functools.cache
-def _keyword_database() -> tuple[hyperscan.Database, list[tuple[int, ...]]]:
-    """The rules' keywords, caseless (gitleaks lower-cases the text): which rules to run."""
-    keywords = list(KEYWORDS)
+def _rule_database() -> hyperscan.Database:
+    """Every service-token rule's own regex in Hyperscan's prefilter mode (a superset of its
+    matches), the rule's index as its id: one pass over the text says which rules to run."""
+    patterns = loose_patterns()
+    flags = [hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
+             | (hyperscan.HS_FLAG_CASELESS if caseless else 0) for _, caseless in patterns]
     database = hyperscan.Database()
-    flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
     database.compile(
-        expressions=[re.escape(keyword).encode() for keyword in keywords], flags=[flags] * len(keywords),
-        ids=list(range(len(keywords))), elements=len(keywords),
+        expressions=[pattern for pattern, _ in patterns], flags=flags, ids=list(range(len(patterns))),
+        elements=len(patterns),
     )
-    return database, [KEYWORDS[keyword] for keyword in keywords]
+    return database
 
 
 def _find_service_tokens(text: str) -> list[Finding]:
-    """gitleaks' design: only the rules whose keyword occurs in the text are run."""
-    database, rules_of_keyword = _keyword_database()
+    """Only the rules whose prefilter pattern matched somewhere in the text are run."""
     wanted: set[int] = set()
 
-    def collect(keyword: int, _start: int, _end: int, _flags: int, _context: None) -> None:
-        wanted.update(rules_of_keyword[keyword])
+    def collect(rule: int, _start: int, _end: int, _flags: int, _context: None) -> None:
+        wanted.add(rule)
 
-    database.scan(text.encode(), match_event_handler=collect)
+    _rule_database().scan(text.encode(), match_event_handler=collect)
     findings: list[Finding] = []
     for index in sorted(wanted):
         rule = RULES[index]

@@ -352,12 +352,14 @@ def _database(
 
 @functools.cache
 def _service_token_database() -> hyperscan.Database:
-    """gitleaks' rules (service_tokens.py), compiled once per process in Hyperscan's prefilter mode
-    (a superset of each rule's matches): ids from _FIRST_VALUE_ID, below every key id."""
+    """The service-token rules (service_tokens.py), compiled once per process in Hyperscan's
+    prefilter mode (a superset of each rule's matches): ids from _FIRST_VALUE_ID, below every key id."""
     patterns = loose_patterns()
     database = hyperscan.Database()
     database.compile(
-        expressions=patterns, flags=[hyperscan.HS_FLAG_PREFILTER] * len(patterns),
+        expressions=[pattern for pattern, _ in patterns],
+        flags=[hyperscan.HS_FLAG_PREFILTER | (hyperscan.HS_FLAG_CASELESS if caseless else 0)
+               for _, caseless in patterns],
         ids=[_FIRST_VALUE_ID] * len(patterns), elements=len(patterns),
     )
     return database
