@@ -83,6 +83,13 @@ def test_check_config_refuses_a_missing_context_file(tmp_path: Path) -> None:
     assert_one_line_error(result, "config.yaml", "context.user_context_file", "users.jsonl does not exist")
 
 
+def test_replay_with_a_malformed_context_file_names_file_and_line(inputs: Path) -> None:
+    (inputs / "users.jsonl").write_text('{"key": "u1", "value": {"plan": "pro"}}\n{"key": "u2", "value": \n')
+    (inputs / "config.yaml").write_text("context:\n  user_context_file: users.jsonl\n")
+    result = run_cli(inputs, "replay", "--config", "config.yaml", "--out", "out", "spans.jsonl")
+    assert_one_line_error(result, "users.jsonl:2: expected")
+
+
 def test_invalid_yaml_says_file_line_and_column_not_the_content(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text('kafka:\n  sasl_password: "hunter2-s3cret\n  x: 1\n')
     stderr = assert_one_line_error(

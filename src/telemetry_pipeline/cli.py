@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from telemetry_pipeline import __version__
 from telemetry_pipeline.config import ConfigError, PipelineConfig, load_config
+from telemetry_pipeline.enrichment import ContextFileError
 from telemetry_pipeline.otlp.files import InputFileError, open_input
 
 
@@ -19,7 +20,7 @@ class CommandError(Exception):
 
 
 # What the user can fix: one line on stderr and exit 2, never a traceback.
-USER_ERRORS = (CommandError, ConfigError, InputFileError)
+USER_ERRORS = (CommandError, ConfigError, InputFileError, ContextFileError)
 
 
 class _Parser(argparse.ArgumentParser):

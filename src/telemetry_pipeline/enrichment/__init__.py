@@ -5,7 +5,7 @@ the shell); this package only holds the tables.
 """
 
 from telemetry_pipeline.enrichment.config import AddedAttributeNames, ContextConfig, EnrichmentConfig
-from telemetry_pipeline.enrichment.context_tables import UserDirectory, load_context_file
+from telemetry_pipeline.enrichment.context_tables import ContextFileError, UserDirectory, load_context_file
 from telemetry_pipeline.enrichment.enricher import Enricher, EnrichmentStats
 from telemetry_pipeline.enrichment.hold import HoldBuffer
 from telemetry_pipeline.enrichment.trace_context import TraceContext, TraceContextTable
@@ -13,6 +13,7 @@ from telemetry_pipeline.enrichment.trace_context import TraceContext, TraceConte
 __all__ = [
     "AddedAttributeNames",
     "ContextConfig",
+    "ContextFileError",
     "Enricher",
     "EnrichmentConfig",
     "EnrichmentStats",

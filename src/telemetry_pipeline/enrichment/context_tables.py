@@ -10,6 +10,10 @@ import orjson
 Pseudonymize = Callable[[str], str]
 
 
+class ContextFileError(ValueError):
+    """A context file that is not one `{"key": ..., "value": {...}}` per line: names file and line."""
+
+
 def load_context_file(path: Path) -> dict[str, dict]:
     """Read a context file: one ``{"key": ..., "value": {...}}`` per line, like a compacted topic.
 
@@ -24,9 +28,11 @@ def load_context_file(path: Path) -> dict[str, dict]:
                 entry = orjson.loads(line)
                 key, value = entry["key"], entry.get("value")
             except (orjson.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}:{number}: expected {{\"key\": ..., \"value\": {{...}}}}") from None
+                expected = '{"key": ..., "value": {...}}'
+                raise ContextFileError(f"{path}:{number}: expected {expected}") from None
             if not isinstance(key, str) or not (value is None or isinstance(value, dict)):
-                raise ValueError(f"{path}:{number}: the key must be a string and the value an object or null")
+                problem = "the key must be a string and the value an object or null"
+                raise ContextFileError(f"{path}:{number}: {problem}")
             if value is None:
                 table.pop(key, None)
             else:
