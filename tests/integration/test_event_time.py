@@ -5,8 +5,8 @@ One generated workload (2 h of event time, all three signals, an error spike) ru
 paced (a minute of event time every 0.5 s, 4 partitions keyed by trace id). Every run must give the
 same SLI snapshots on every field, context on every log whose trace has a root, and no bucket
 dropped as late. Not here yet: the worker fed a backlog, and that backlog with a SIGKILL in the
-middle (`benchmarks/event_time.py` measures the backlog: counts, late drops and log context match,
-the p50 latency of some snapshots does not yet).
+middle (`benchmarks/event_time.py` measures the backlog: late drops and log context match, some
+snapshot fields do not yet).
 """
 
 from __future__ import annotations
