@@ -57,7 +57,8 @@ class CleanRecord:
 @dataclass(slots=True)
 class DlqRecord:
     """`origin.value` is what the DLQ receives: the input bytes, their redacted form
-    (`dlq.redact_decodable`), or nothing when too large; `origin.ref` is the input's handle."""
+    (`dlq.redact_decodable`), or nothing when they could not be redacted; `origin.ref` is the input's handle.
+    One too large for the DLQ topic goes there as a reference (the worker's delivery)."""
 
     reason: str
     origin: InputRecord
@@ -288,9 +289,6 @@ class Core:
             payload = self._redacted_payload(decoded)
             if payload is None:
                 reason += "; payload withheld: it could not be redacted"
-        if payload is not None and len(payload) + len(record.key or b"") > self._max_message_bytes:
-            payload = None
-            reason += "; payload withheld: over kafka.max_message_bytes"
         result.dlq.append(DlqRecord(reason, replace(record, value=payload or b"")))
         result.finished.append(record)
 

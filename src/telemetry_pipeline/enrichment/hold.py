@@ -120,8 +120,13 @@ class HoldBuffer(Generic[Item]):
         return ready
 
     def _overdue(self, held: _Held[Item], now_ms: int, spans: SpansProgress) -> bool:
+        # Never before the wall-clock grace: a partition's newest span time is no promise that every
+        # older span of it was read (one message holds spans of many moments). With a backlog, also
+        # not before the spans' event-time progress has passed the message.
+        if held.deadline_ms > now_ms:
+            return False
         if not spans.backlog or held.event_ms is None:
-            return held.deadline_ms <= now_ms
+            return True
         return spans.read_to_ms is not None and held.event_ms + self._grace_ms <= spans.read_to_ms
 
     @staticmethod
