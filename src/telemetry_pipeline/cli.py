@@ -88,15 +88,15 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
 
 def _worker(args: argparse.Namespace) -> int:
     from telemetry_pipeline.app import run_worker
-    from telemetry_pipeline.app.startup import BrokerUnreachable, await_broker
+    from telemetry_pipeline.app.startup import BrokerUnreachable, ChangelogPartitionsMismatch, await_broker
 
     config = _load(args)
     try:
         await_broker(config.kafka, config.worker.startup_timeout_s)
-    except BrokerUnreachable as exc:
+        run_worker(config, loglevel=args.loglevel)
+    except (BrokerUnreachable, ChangelogPartitionsMismatch) as exc:
         print(f"telemetry-pipeline: {exc}", file=sys.stderr)
         return 1
-    run_worker(config, loglevel=args.loglevel)
     return 0
 
 

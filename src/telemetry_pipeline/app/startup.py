@@ -1,9 +1,11 @@
-"""Waiting for the broker at start-up, as the Collector and the Kafka clients do, for a bounded time."""
+"""Start-up checks: waiting for the broker, as the Collector and the Kafka clients do, for a bounded
+time; and the table changelogs' partition counts."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -15,6 +17,10 @@ log = logging.getLogger(__name__)
 
 class BrokerUnreachable(RuntimeError):
     """The broker did not answer within the start-up timeout; the message is one line for the operator."""
+
+
+class ChangelogPartitionsMismatch(RuntimeError):
+    """A table's changelog topic exists with another partition count than the tables use; one line."""
 
 
 def await_broker(kafka: KafkaConfig, timeout_s: float, max_backoff_s: float = 5.0) -> None:
@@ -49,3 +55,27 @@ def await_broker(kafka: KafkaConfig, timeout_s: float, max_backoff_s: float = 5.
             )
             time.sleep(backoff)
             backoff = min(max_backoff_s, backoff * 2)
+
+
+def check_changelog_partitions(
+    kafka: KafkaConfig, topics: Iterable[str], partitions: int, timeout_s: float
+) -> None:
+    """Raise ChangelogPartitionsMismatch if one of the changelog `topics` exists with other than
+    `partitions` partitions. A service's state and its partials are placed by the same murmur2 over
+    `partitions`; on a changelog of another count (e.g. auto-created by the broker with its default of 1)
+    a rebalance hands a worker services whose state it does not recover, and their SLIs restart
+    silently. Topics not there yet are fine: the worker declares them."""
+    admin = AdminClient({**kafka.client_config(), "log_level": 0})
+    existing = admin.list_topics(timeout=timeout_s).topics  # all topics: naming one would auto-create it
+    wrong = {
+        topic: len(existing[topic].partitions)
+        for topic in topics
+        if topic in existing and len(existing[topic].partitions) != partitions
+    }
+    if wrong:
+        found = ", ".join(f"{topic} has {count}" for topic, count in sorted(wrong.items()))
+        raise ChangelogPartitionsMismatch(
+            f"table changelog partitions differ from worker.table_partitions ({partitions}): {found}; "
+            "recreate those topics with that many partitions (the state they hold is lost) or use a new "
+            "worker.app_id"
+        )

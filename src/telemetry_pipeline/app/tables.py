@@ -6,18 +6,31 @@ fetched its metadata when it connected; on a new deployment Faust creates the ch
 that, and the producer's next periodic refresh is minutes away (`metadata_max_age_ms`, 5 min), so
 the first write found no partitions: `TypeError: 'NoneType' object is not iterable` (issue 13, 1 in
 5 fresh app ids). Waiting for the topic's metadata before the first write removes the race.
+
+The wait must not be what creates the topic: a metadata request naming a topic that does not exist
+yet makes a broker with `auto.create.topics.enable` (Kafka's default) create it with its default
+partition count (`num.partitions`, 1), before Faust's table declares it with `topic_partitions`. A
+changelog with fewer partitions than `sli-partials` puts every service's state on partition 0, so
+after a rebalance a worker recovers none of the state of the services it was given and restarts them
+from their next partial: their steps in between are never evaluated. So the wait first lists all
+topics (which creates none) until the table has declared its changelog, and only then names it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 import faust
 
 
 async def await_changelog_metadata(app: faust.App, tables: Iterable[faust.Table]) -> None:
-    """Return once Faust's producer knows the partitions of every table's changelog topic (aiokafka
-    adds the topics to its metadata and refreshes until they appear, up to its request timeout)."""
+    """Return once every table's changelog topic exists (Faust's table declares it as it starts) and
+    Faust's producer knows its partitions (aiokafka adds the topic to its metadata and refreshes until
+    it appears, up to its request timeout)."""
     client = app.producer._ensure_producer().client  # type: ignore[attr-defined]
     for table in tables:
-        await client._wait_on_metadata(table.changelog_topic.get_topic_name())
+        topic = table.changelog_topic.get_topic_name()
+        while topic not in (await client.fetch_all_metadata()).topics():
+            await asyncio.sleep(0.1)
+        await client._wait_on_metadata(topic)

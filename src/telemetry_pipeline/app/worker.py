@@ -25,6 +25,7 @@ from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
+from telemetry_pipeline.app.startup import check_changelog_partitions
 from telemetry_pipeline.app.tables import await_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
@@ -529,10 +530,15 @@ def _coordinates(record: InputRecord) -> tuple[str, int, int]:
 
 
 def run_worker(config: PipelineConfig, loglevel: str = "info") -> None:
-    """Run the worker until SIGTERM/SIGINT; Faust stops agents, commits, and exits."""
+    """Run the worker until SIGTERM/SIGINT; Faust stops agents, commits, and exits. Raises
+    ChangelogPartitionsMismatch before starting if a table's changelog has the wrong partition count."""
     from faust.worker import Worker
 
     app = create_app(config)
+    changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+    check_changelog_partitions(
+        config.kafka, changelogs, config.worker.table_partitions, config.worker.startup_timeout_s
+    )
     # aiokafka builds DEBUG records per fetch even when nothing prints them (2.5% of worker CPU).
     quiet_level = max(logging.getLevelNamesMapping()[loglevel.upper()], logging.INFO)
     for noisy in ("aiokafka", "faust", "mode"):
