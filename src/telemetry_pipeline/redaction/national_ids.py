@@ -227,7 +227,10 @@ def _bounded(shape: str) -> str:
     digits or joiners (the tail of a UUID or a trace id is no identifier); one led by a letter
     follows no letter or digit; and no digit group may go on either side ("AL47 2121 1009 0000 ..."
     is one IBAN, not an identifier inside one)."""
-    return r"(?<![0-9_.+-])(?:(?<![A-Za-z])|(?<![A-Fa-f])(?<![0-9] )(?=[0-9]))(?:" + shape + ")" + _RIGHT
+    return _LEFT + "(?:" + shape + ")" + _RIGHT
+
+
+_LEFT = r"(?:(?=[0-9])(?<![0-9A-Fa-f_.+-])(?<![0-9] )|(?=[A-Za-z])(?<![0-9A-Za-z_.+-]))"
 
 
 _RIGHT = r"(?![A-Za-z0-9_])(?:(?<![0-9])|(?![.,:/ -][0-9]))"
