@@ -1,9 +1,10 @@
 """`telemetry-pipeline demo`: the whole pipeline on this machine, with its SLIs on screen.
 
 Starts a broker (or reuses the one `telemetry-pipeline broker start` runs on that port), applies the
-topics, publishes the context tables, runs a worker process and a paced load generator (30 minutes
-of event time, with an error spike on `checkout` and a latency regression on `payment` half way),
-and shows the latest SLI snapshot per service until the snapshots cover all generated traffic; then
+topics, publishes the context tables, runs a worker process and a paced load generator (an hour of
+event time, with an error spike on `checkout` early on and a latency regression on `payment`), and
+shows the latest SLI snapshot per service, with the incident events (trigger, update, resolve) below
+it, until the snapshots cover all generated traffic; then
 stops what it started, load first, and removes what it wrote.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
@@ -46,8 +47,11 @@ from telemetry_pipeline.generate.config import ErrorSpike, LatencyRegression
 from telemetry_pipeline.kafka import broker, topics
 from telemetry_pipeline.sli.config import duration_ms
 
-EVENT_SPAN = timedelta(minutes=30)
+# An hour of event time: the checkout outage early on pages, and its page resolves once the 30-minute
+# burn-rate window has cleared and then 10 quiet minutes have passed, all within the run.
+EVENT_SPAN = timedelta(minutes=60)
 SHOWN_WINDOW = "5m"
+SHOWN_INCIDENTS = 10
 LOG_TAIL_LINES = 15
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
 # After the load: how long to wait for the snapshots of its last minutes beyond the SLI stage's own
@@ -104,10 +108,10 @@ def run_demo(config: PipelineConfig, config_path: Path | None, *, duration_s: fl
         generator = GeneratorConfig(
             start_time=datetime.now(UTC) - EVENT_SPAN - settle,
             duration=EVENT_SPAN,
-            rate=30,
+            rate=15,  # as many requests as 30 minutes at 30 per second
             faults=[
                 ErrorSpike(
-                    service="checkout", at=timedelta(minutes=12), duration=timedelta(minutes=8), rate=0.3
+                    service="checkout", at=timedelta(minutes=5), duration=timedelta(minutes=5), rate=0.3
                 ),
                 LatencyRegression(
                     service="payment", at=timedelta(minutes=15), duration=timedelta(minutes=10), factor=4.0
@@ -268,13 +272,14 @@ def _watch(
     consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in watched for p in metadata[t].partitions])
     latest: dict[str, dict] = {}
     seen: Counter[str] = Counter()
+    incidents: list[dict] = []  # incident events in the order they came
     step_ms = duration_ms(config.sli.evaluation_step)
     final_wait_s = duration_ms(config.sli.idle_after) / 1000 + FINAL_SNAPSHOTS_GRACE_S
     load_ended_at: float | None = None
     problem: str | None = None
     try:
         with Live(
-            _render(latest, seen, load.sent),
+            _render(latest, seen, load.sent, incidents),
             console=console,
             refresh_per_second=2,
             transient=False,
@@ -292,6 +297,8 @@ def _watch(
                         snapshot = orjson.loads(message.value())
                         if snapshot["window"] == SHOWN_WINDOW:
                             latest[snapshot["service"]] = snapshot
+                    elif message.topic() == config.topics.incidents:
+                        incidents.append(orjson.loads(message.value()))
                 problem = processes.death() or (
                     f"the load generator failed: {load.error}" if load.error else None
                 )
@@ -313,11 +320,11 @@ def _watch(
                         )
                         break
                 if console.is_terminal:
-                    live.update(_render(latest, seen, load.sent))
+                    live.update(_render(latest, seen, load.sent, incidents))
                 elif time.monotonic() - last_print > 10:
-                    console.print(_render(latest, seen, load.sent))
+                    console.print(_render(latest, seen, load.sent, incidents))
                     last_print = time.monotonic()
-            live.update(_render(latest, seen, load.sent))
+            live.update(_render(latest, seen, load.sent, incidents))
     finally:
         consumer.close()
     console.line()  # off the table's last line, which a non-terminal Live leaves open
@@ -343,7 +350,7 @@ def _covered(latest: dict[str, dict], services: list[str], final_end_ms: int) ->
     return all(service in latest and latest[service]["window_end"] >= final_end for service in services)
 
 
-def _render(latest: dict[str, dict], seen: Counter[str], sent: Counter[str]) -> Table:
+def _render(latest: dict[str, dict], seen: Counter[str], sent: Counter[str], incidents: list[dict]) -> Group:
     received = ", ".join(f"{count} {kind}" for kind, count in sorted(seen.items())) or "nothing yet"
     table = Table(
         title=f"SLIs per service, {SHOWN_WINDOW} window "
@@ -371,6 +378,27 @@ def _render(latest: dict[str, dict], seen: Counter[str], sent: Counter[str]) -> 
             _fmt(s["latency_ms"].get("p99")),
             _fmt(burn),
             str(s["completeness"]["score"]),
+        )
+    return Group(table, _incidents_table(incidents))
+
+
+def _incidents_table(incidents: list[dict]) -> Table:
+    """The latest incident events (trigger, update, resolve), newest last."""
+    table = Table(title=f"Incidents ({len(incidents)} events; the last {SHOWN_INCIDENTS} shown)")
+    for column in ("observed", "action", "type", "service", "severity", "routing", "since", "resolved"):
+        table.add_column(column)
+    for event in incidents[-SHOWN_INCIDENTS:]:
+        style = {"trigger": "red", "resolve": "green"}.get(event["action"], "")
+        routing = event["routing"] + (f" ({event['suppressed_by']})" if event["suppressed_by"] else "")
+        table.add_row(
+            event["observed_at"][11:19],
+            f"[{style}]{event['action']}[/]" if style else event["action"],
+            event["type"],
+            event["service"],
+            event["severity"],
+            routing,
+            event["started_at"][11:19],
+            (event["resolved_at"] or "")[11:19],
         )
     return table
 

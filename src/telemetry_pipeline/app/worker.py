@@ -167,7 +167,6 @@ def create_app(config: PipelineConfig) -> faust.App:
         again, the engine recognises by source offset and skips."""
         delivery = shell.delivery()
         await shell.start_agent(stream)
-        await shell.context_loaded()  # SLO overrides from the catalog, maintenance windows
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             now = shell.last_partial_ms = _now_ms()  # first: the tick must not take this moment for idle
             partials, rejected = [], CoreResult()
