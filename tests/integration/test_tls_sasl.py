@@ -28,7 +28,7 @@ from tests.integration.harness import (
     running_worker,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 
 SERVICE = "tls-checkout"
 HMAC_KEY = "worker-hmac-key-5ecret-0123456789"
@@ -80,6 +80,8 @@ def test_worker_round_trip_over_sasl_ssl(kafka_secure: Broker, tmp_path: Path) -
     d = deploy(kafka_secure.bootstrap, tmp_path, {
         "kafka": _secure_kafka(kafka_secure, tmp_path / "sasl-password"),
         "worker": {"batch_within_s": 0.01, "tick_interval_s": 0.1, "metrics_port": metrics_port},
+        # The one span's step is evaluated once the idle input lets wall time pass it by the lateness.
+        "sli": {"allowed_lateness": "5s", "idle_after": "5s"},
         "redaction": {"hmac_key_file": str(tmp_path / "hmac-key")},
     })
     # Set-up and checks go through the PLAINTEXT listener; the worker knows only SASL_SSL.
@@ -97,7 +99,7 @@ def test_worker_round_trip_over_sasl_ssl(kafka_secure: Broker, tmp_path: Path) -
             [d.topic("otlp_spans.clean"), d.topic("sli")],
             lambda msgs: {m.topic() for m in msgs if m.key() != PROBE_KEY}
             >= {d.topic("otlp_spans.clean"), d.topic("sli")},
-            timeout_s=90,
+            timeout_s=150,
         )
         time.sleep(1)  # a tick of the metrics
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:

@@ -34,3 +34,14 @@ async def await_changelog_metadata(app: faust.App, tables: Iterable[faust.Table]
         while topic not in (await client.fetch_all_metadata()).topics():
             await asyncio.sleep(0.1)
         await client._wait_on_metadata(topic)
+
+
+async def keep_changelog_metadata(app: faust.App, tables: Iterable[faust.Table]) -> None:
+    """Before each batch of table writes: a dict look-up while the producer knows every changelog's
+    partitions; a wait for them when a metadata refresh has dropped one (seen under load after the
+    wait at start: the same TypeError on a later write)."""
+    client = app.producer._ensure_producer().client  # type: ignore[attr-defined]
+    for table in tables:
+        topic = table.changelog_topic.get_topic_name()
+        if not client.cluster.partitions_for_topic(topic):
+            await client._wait_on_metadata(topic)

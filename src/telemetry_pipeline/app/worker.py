@@ -26,7 +26,7 @@ from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.startup import check_changelog_partitions
-from telemetry_pipeline.app.tables import await_changelog_metadata
+from telemetry_pipeline.app.tables import await_changelog_metadata, keep_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
@@ -179,6 +179,7 @@ def create_app(config: PipelineConfig) -> faust.App:
                     rejected.finished.append(record)
                     continue
                 shell.sli_unacked.append((stream, event))
+            await shell.tables_writable()
             shell.analysis().add(partials, wall_ms=now)
             shell.sources.processed(events)
             await shell.emit(rejected, delivery)
@@ -191,6 +192,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         delivery = shell.tick_delivery
         now = _now_ms()
         inputs_done, partials_done = await shell.sources.caught_up()
+        await shell.tables_writable()
         if shell.core_ready():
             spans = topics.input(Signal.TRACES) + "["
             shell.core().set_span_sources({s: done for s, done in inputs_done.items() if s.startswith(spans)})
@@ -230,6 +232,7 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
         await shell.context_loaded()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             records = [_input_record(signal, stream, event) for event in events]
+            await shell.tables_writable()
             try:
                 await shell.emit(shell.core().process(records, _now_ms()), delivery)
             except Exception as exc:
@@ -347,6 +350,9 @@ class _Shell:
             self._guard_installed = True
         self.commit_guard.watch(stream)
         await await_changelog_metadata(self._app, (self._trace_context, self._sli_state))
+
+    async def tables_writable(self) -> None:
+        await keep_changelog_metadata(self._app, (self._trace_context, self._sli_state))
 
     def delivery(self) -> Delivery:
         return Delivery(self.config.kafka.producer_config(), self.config.worker.delivery_timeout_s)
