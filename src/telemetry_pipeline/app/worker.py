@@ -25,6 +25,7 @@ from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
+from telemetry_pipeline.app.rewind import rewind_uncommitted
 from telemetry_pipeline.app.startup import check_changelog_partitions
 from telemetry_pipeline.app.tables import await_changelog_metadata, keep_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
@@ -125,6 +126,7 @@ def create_app(config: PipelineConfig) -> faust.App:
     _keep_queues_on_resume(app)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topics = config.topics
+    rewind_uncommitted(app.consumer, {topics.input(signal) for signal in Signal} | {topics.sli_partials})
 
     # Keyed by trace id with the producer's murmur2 partitioner, so a trace's context lands on the
     # changelog partition of the input partition its records arrive on (when inputs are keyed by
