@@ -361,6 +361,25 @@ def committed_offsets(deployment: Deployment, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def await_committed(deployment: Deployment, topics: list[str], timeout_s: float = 120) -> None:
+    """Until the worker group has committed every record of `topics` (empty partitions need no
+    commit): nothing is left that a worker would process again, and no partition is stuck."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        behind = {}
+        for topic in topics:
+            committed = committed_offsets(deployment, topic)
+            behind.update({
+                f"{topic}[{partition}]": f"{max(committed[partition], 0)} of {end}"
+                for partition, end in end_offsets(deployment.bootstrap, topic).items()
+                if end > 0 and committed[partition] != end
+            })
+        if not behind:
+            return
+        assert time.monotonic() < deadline, f"input not committed in {timeout_s}s: {behind}"
+        time.sleep(0.5)
+
+
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The high watermark of each partition of `topic`."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})

@@ -24,12 +24,11 @@ from telemetry_pipeline.enrichment.tests.builders import trace_id as trace_id_of
 from telemetry_pipeline.kafka.broker import free_port
 from tests.integration.harness import (
     Deployment,
+    await_committed,
     await_group_members,
     await_worker_ready,
-    committed_offsets,
     consume_until,
     deploy,
-    end_offsets,
     produce,
     running_worker,
 )
@@ -57,15 +56,6 @@ def _await_out(d: Deployment, numbers: range) -> None:
     missing = wanted - {m.key() for m in out}
     partitions = sorted({key_partition(key.decode(), PARTITIONS) for key in missing})
     assert not missing, f"{len(missing)} of {len(wanted)} traces not out in 120 s (partitions {partitions})"
-
-
-def _await_committed(d: Deployment, timeout_s: float = 120) -> None:
-    """Until the group has committed every span record: nothing left that a worker would process again."""
-    topic = d.topic("otlp_spans")
-    deadline = time.monotonic() + timeout_s
-    while (committed := committed_offsets(d, topic)) != (ends := end_offsets(d.bootstrap, topic)):
-        assert time.monotonic() < deadline, f"input not committed in {timeout_s}s: {committed} of {ends}"
-        time.sleep(0.5)
 
 
 def _await_table_size(port: int, at_most: int, timeout_s: float = 60) -> float:
@@ -112,7 +102,7 @@ def test_recovered_traces_are_evicted_after_a_rebalance(kafka_bootstrap: str, tm
         # The second worker left: the first gets its partition and recovers its traces (and processes
         # again what the second had not committed, with a fresh time: wait for that, then the TTL).
         await_group_members(d, 1)
-        _await_committed(d)
+        await_committed(d, [d.topic("otlp_spans")])
         time.sleep(TTL_MS / 1000 + 1)
         # Processing evicts: new traces on both partitions, the only ones within the TTL.
         fresh = range(1_000, 1_010)
