@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Mess
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from telemetry_pipeline.demo import stop_worker
-from telemetry_pipeline.generate import GeneratorConfig, OutputTopics, iter_messages
+from telemetry_pipeline.generate import GeneratedMessage, GeneratorConfig, OutputTopics, iter_messages
 from telemetry_pipeline.kafka.topics import apply, load_specs
 from telemetry_pipeline.otlp import Signal, decode
 
@@ -326,6 +326,18 @@ def generated_load(
         metrics_interval=timedelta(seconds=5),
     )
     return [(m.signal, m.key, m.payload) for m in iter_messages(config) if not m.is_garbage]
+
+
+def event_time_chunks(
+    messages: Iterable[GeneratedMessage], start_ns: int, chunk: timedelta
+) -> list[list[GeneratedMessage]]:
+    """Generated messages in chunks of `chunk` of event time from `start_ns`, in order: fed one at a
+    time, each once the previous is through, every partition's event time moves steadily."""
+    chunk_ns = chunk // timedelta(microseconds=1) * 1000
+    chunks: dict[int, list[GeneratedMessage]] = {}
+    for message in messages:
+        chunks.setdefault((message.event_time_ns - start_ns) // chunk_ns, []).append(message)
+    return [chunks[index] for index in sorted(chunks)]
 
 
 def count_items(messages: Iterable[tuple[Signal, bytes]]) -> Counter[tuple]:
