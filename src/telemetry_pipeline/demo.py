@@ -100,24 +100,7 @@ def run_demo(config: PipelineConfig, config_path: Path | None, *, duration_s: fl
     try:
         report = topics.apply(bootstrap, topics.load_specs(topics.default_topics_dir()), name_prefix=prefix)
         console.print(f"[bold]topics[/] {report}")
-        # Event time ends `lateness + step` before the wall clock: once the input is idle, the worker's
-        # watermark (wall clock minus lateness) passes the last minute at once and its snapshots come.
-        settle = timedelta(
-            milliseconds=duration_ms(config.sli.allowed_lateness) + duration_ms(config.sli.evaluation_step)
-        )
-        generator = GeneratorConfig(
-            start_time=datetime.now(UTC) - EVENT_SPAN - settle,
-            duration=EVENT_SPAN,
-            rate=15,  # as many requests as 30 minutes at 30 per second
-            faults=[
-                ErrorSpike(
-                    service="checkout", at=timedelta(minutes=5), duration=timedelta(minutes=5), rate=0.3
-                ),
-                LatencyRegression(
-                    service="payment", at=timedelta(minutes=15), duration=timedelta(minutes=10), factor=4.0
-                ),
-            ],
-        )
+        generator = demo_traffic(config, datetime.now(UTC))
         names = config.topics
         output_topics = OutputTopics(
             traces=names.spans,
@@ -170,6 +153,26 @@ def run_demo(config: PipelineConfig, config_path: Path | None, *, duration_s: fl
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
     return 1 if failed else 0
+
+
+def demo_traffic(config: PipelineConfig, now: datetime) -> GeneratorConfig:
+    """What the demo sends (docker-compose.yml's generator sends the same; a test compares them)."""
+    # Event time ends `lateness + step` before the wall clock: once the input is idle, the worker's
+    # watermark (wall clock minus lateness) passes the last minute at once and its snapshots come.
+    settle = timedelta(
+        milliseconds=duration_ms(config.sli.allowed_lateness) + duration_ms(config.sli.evaluation_step)
+    )
+    return GeneratorConfig(
+        start_time=now - EVENT_SPAN - settle,
+        duration=EVENT_SPAN,
+        rate=15,  # as many requests as 30 minutes at 30 per second
+        faults=[
+            ErrorSpike(service="checkout", at=timedelta(minutes=5), duration=timedelta(minutes=5), rate=0.3),
+            LatencyRegression(
+                service="payment", at=timedelta(minutes=15), duration=timedelta(minutes=10), factor=4.0
+            ),
+        ],
+    )
 
 
 @dataclass

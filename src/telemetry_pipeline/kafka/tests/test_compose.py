@@ -49,16 +49,19 @@ def test_compose_generator_sends_what_the_demo_sends_paced_and_in_the_past() -> 
     from datetime import UTC, datetime, timedelta
 
     from telemetry_pipeline.cli import _parser
+    from telemetry_pipeline.config import load_config
+    from telemetry_pipeline.demo import demo_traffic
     from telemetry_pipeline.generate.commands import _config
 
     command = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["generator"]["command"]
     args = _parser().parse_args(command)
     config = _config(args)
+    demo = demo_traffic(load_config(None, environ={}), datetime.now(UTC))
     assert args.pace == "90s"
-    assert config.duration == timedelta(minutes=30)
-    # Starts 33 minutes ago (parsed now): the traffic ends before the wall clock, never in the future.
-    assert abs(config.start_time - (datetime.now(UTC) - timedelta(minutes=33))) < timedelta(minutes=1)
-    assert {fault.kind for fault in config.faults} == {"error_spike", "latency_regression"}
+    assert (config.duration, config.rate, config.faults) == (demo.duration, demo.rate, demo.faults)
+    # Ends as long before the wall clock as the demo's (parsed now): never in the future.
+    assert abs(config.start_time - demo.start_time) < timedelta(minutes=1)
+    assert config.start_time + config.duration < datetime.now(UTC)
 
 
 def test_the_image_serves_metrics_on_every_interface() -> None:
