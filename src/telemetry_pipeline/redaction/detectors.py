@@ -69,8 +69,11 @@ _TOKEN_PATTERNS: dict[Detector, str] = {
     Detector.GITHUB_TOKEN: (
         r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})(?![A-Za-z0-9_])"
     ),
+    # Agent tokens and OAuth application secrets are longer than the rest (GitLab's token docs,
+    # https://docs.gitlab.com/security/tokens/): shorter ones are no tokens.
     Detector.GITLAB_TOKEN: (
-        r"(?<![A-Za-z0-9_-])gl(?:pat|ptt|dt|rt|cbt|oas|ft|imt|soat|ffct|agent)-[A-Za-z0-9_-]{20,64}(?![A-Za-z0-9_-])"
+        r"(?<![A-Za-z0-9_-])(?:gl(?:pat|ptt|dt|rt|cbt|ft|imt|soat|ffct)-[A-Za-z0-9_-]{20,64}"
+        r"|glagent-[A-Za-z0-9_-]{50,1024}|gloas-[A-Za-z0-9_-]{64})(?![A-Za-z0-9_-])"
     ),
     Detector.SLACK_TOKEN: r"(?<![A-Za-z0-9])(?:xox[abposr]|xapp|xoxe(?:\.xox[bp])?)-[A-Za-z0-9-]{8,}",
     Detector.STRIPE_KEY: r"(?<![A-Za-z0-9])[sr]k_(?:test|live|prod)_[A-Za-z0-9]{10,99}(?![A-Za-z0-9])",
@@ -410,7 +413,8 @@ def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Findin
         if gate(text):
             gates |= 1 << bit
     if not gates:
-        return findings
+        # No digit: only tokens of letters ("hf_" and 34 letters) can be in it.
+        return _find_service_tokens(text)
     search = _scanner(gates).search
     match = search(text)
     while match is not None:
