@@ -149,7 +149,8 @@ CASELESS_DETECTORS = frozenset(
 # a record with max_depth of these can hold one nested deeper, which is masked whatever it holds.
 _CONTAINER = rb"[\x2a\x32][\x80-\xff]{0,4}[\x00-\x7f]\x0a"
 _KEY_PARTS = re.compile(r"[._\-\s]+")
-_KEY_SEPARATORS = rb"(?:[._\x2d]|" + _SPACE + rb")+"
+_KEY_SEPARATOR = rb"(?:[._\x2d]|" + _SPACE + rb")"
+_KEY_SEPARATORS = _KEY_SEPARATOR + b"+"
 _MAX_CACHED_KEYS = 65_536
 _MAX_CACHED_KEY_BYTES = 256
 
@@ -211,9 +212,7 @@ class Prefilter:
         self.usable = all(word.isascii() for phrase in phrases for word in phrase)
         key_patterns = [(_escape(key.encode()), 0) for key in keys]
         caseless = hyperscan.HS_FLAG_CASELESS
-        key_patterns += [
-            (_KEY_SEPARATORS.join(_escape(word.encode()) for word in phrase), caseless) for phrase in phrases
-        ]
+        key_patterns += [(_phrase_pattern(phrase), caseless) for phrase in phrases]
         # Only the configured regions' identifier shapes: they are the costliest patterns to scan for.
         national_ids = loose_shapes(frozenset(config.regions))
         self._database, self._first_key_id = _database(tuple(key_patterns), national_ids)
@@ -363,6 +362,18 @@ def _service_token_database() -> hyperscan.Database:
         ids=[_FIRST_VALUE_ID] * len(patterns), elements=len(patterns),
     )
     return database
+
+
+def _phrase_pattern(phrase: tuple[str, ...]) -> bytes:
+    """Where a key can end with the phrase's words. A one-word phrase ("session", the most common
+    word of them in values: "/v1/session") only after a separator or as the key's first word,
+    whose length is the byte before it: exactly the word's, or more with separators after it."""
+    words = [_escape(word.encode()) for word in phrase]
+    if len(words) > 1:
+        return _KEY_SEPARATORS.join(words)
+    word = words[0]
+    first = b"(?:" + _KEY_SEPARATOR + b"|\\x%02x)" % len(phrase[0]) + word
+    return first + b"|[\\x00-\\x7f]" + word + _KEY_SEPARATOR
 
 
 def _phrase_words(phrase: str) -> list[str]:
