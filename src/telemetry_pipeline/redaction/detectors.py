@@ -106,8 +106,10 @@ PATTERNS: dict[Detector, str] = {
         r"(?i:aws)[\w.-]{0,20}?(?i:secret|access|key)[\w.-]{0,20}[\s'\"]{0,3}[:=]{1,2}[\s'\"]{0,3}"
         r"(?P<aws_secret_key_v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
     ),
-    # gitleaks' generic-api-key shape (a secret-like word, an assignment, a value), except that the
-    # word must end the name: `api_token = ...` counts, `key_length = ...` and `accessor: ...` do not.
+    # A name ending in a secret-like word (a digit or two may follow it), an assignment in any of
+    # the usual notations (=, :, :=, =>, ||, ...) with optional quotes and spaces, then the value:
+    # `api_token = ...` counts; `key_length = ...` and `accessor: ...` do not, as the word must end
+    # the name.
     Detector.GENERIC_SECRET: (
         rf"(?i:(?P<generic_secret_k>{_SECRET_WORDS})s?\d{{0,3}})(?![A-Za-z0-9_])(?:[ \t]+[A-Za-z]\w{{0,11}})?"
         r"[\s'\"\\]{0,4}(?:=|>|:{1,3}=|\|\||:|=>|\?=|\.=|,)[`'\" \t=\\]{0,6}(?:\\n|\n)?[ \t]{0,8}"
