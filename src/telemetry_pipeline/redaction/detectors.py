@@ -415,8 +415,9 @@ def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Findin
         if gate(text):
             gates |= 1 << bit
     if not gates:
-        # No digit: only tokens of letters ("hf_" and 34 letters) can be in it.
-        return _find_service_tokens(text)
+        # Of the service tokens only those of letters can be here ("hf_" and 34 letters), and
+        # each of their formats holds an underscore (test_service_tokens checks it).
+        return _find_service_tokens(text) if "_" in text else findings
     search = _scanner(gates).search
     match = search(text)
     while match is not None:
