@@ -69,8 +69,11 @@ _TOKEN_PATTERNS: dict[Detector, str] = {
     Detector.GITHUB_TOKEN: (
         r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})(?![A-Za-z0-9_])"
     ),
+    # Agent tokens and OAuth application secrets are longer than the rest (GitLab's token docs,
+    # https://docs.gitlab.com/security/tokens/): shorter ones are no tokens.
     Detector.GITLAB_TOKEN: (
-        r"(?<![A-Za-z0-9_-])gl(?:pat|ptt|dt|rt|cbt|oas|ft|imt|soat|ffct|agent)-[A-Za-z0-9_-]{20,64}(?![A-Za-z0-9_-])"
+        r"(?<![A-Za-z0-9_-])(?:gl(?:pat|ptt|dt|rt|cbt|ft|imt|soat|ffct)-[A-Za-z0-9_-]{20,64}"
+        r"|glagent-[A-Za-z0-9_-]{50,1024}|gloas-[A-Za-z0-9_-]{64})(?![A-Za-z0-9_-])"
     ),
     Detector.SLACK_TOKEN: r"(?<![A-Za-z0-9])(?:xox[abposr]|xapp|xoxe(?:\.xox[bp])?)-[A-Za-z0-9-]{8,}",
     Detector.STRIPE_KEY: r"(?<![A-Za-z0-9])[sr]k_(?:test|live|prod)_[A-Za-z0-9]{10,99}(?![A-Za-z0-9])",
@@ -103,8 +106,10 @@ PATTERNS: dict[Detector, str] = {
         r"(?i:aws)[\w.-]{0,20}?(?i:secret|access|key)[\w.-]{0,20}[\s'\"]{0,3}[:=]{1,2}[\s'\"]{0,3}"
         r"(?P<aws_secret_key_v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
     ),
-    # gitleaks' generic-api-key shape (a secret-like word, an assignment, a value), except that the
-    # word must end the name: `api_token = ...` counts, `key_length = ...` and `accessor: ...` do not.
+    # A name ending in a secret-like word (a digit or two may follow it), an assignment in any of
+    # the usual notations (=, :, :=, =>, ||, ...) with optional quotes and spaces, then the value:
+    # `api_token = ...` counts; `key_length = ...` and `accessor: ...` do not, as the word must end
+    # the name.
     Detector.GENERIC_SECRET: (
         rf"(?i:(?P<generic_secret_k>{_SECRET_WORDS})s?\d{{0,3}})(?![A-Za-z0-9_])(?:[ \t]+[A-Za-z]\w{{0,11}})?"
         r"[\s'\"\\]{0,4}(?:=|>|:{1,3}=|\|\||:|=>|\?=|\.=|,)[`'\" \t=\\]{0,6}(?:\\n|\n)?[ \t]{0,8}"
@@ -410,7 +415,9 @@ def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Findin
         if gate(text):
             gates |= 1 << bit
     if not gates:
-        return findings
+        # Of the service tokens only those of letters can be here ("hf_" and 34 letters), and
+        # each of their formats holds an underscore (test_service_tokens checks it).
+        return _find_service_tokens(text) if "_" in text else findings
     search = _scanner(gates).search
     match = search(text)
     while match is not None:

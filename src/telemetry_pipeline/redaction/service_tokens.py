@@ -24,6 +24,7 @@ import importlib
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 
 MIN_ENTROPY = 3.0  # bits per character: a random token of 16+ characters reaches ~3.5, fillers do not
 _DIGIT_CLASS = re.compile(r"\\d|0-9|\[[^\]]*\d")  # a pattern whose format allows digits
@@ -34,16 +35,21 @@ _LEADING_CONTEXT = re.compile(r"[\s=:\"']*(?:[A-Za-z]+=)?")
 
 
 class Rule:
-    """One rule: `id` (family-name), the compiled pattern, and whether the secret must hold a digit."""
+    """One rule: `id` (family-name), the compiled pattern, whether the secret must hold a digit, and
+    the format's own check (a checksum) where it has one."""
 
-    __slots__ = ("id", "needs_digit", "pattern")
+    __slots__ = ("check", "id", "needs_digit", "pattern")
 
-    def __init__(self, rule_id: str, regex: str, flags: int = 0, alone: bool = True) -> None:
+    def __init__(
+        self, rule_id: str, regex: str, flags: int = 0, alone: bool = True,
+        check: Callable[[str], bool] | None = None,
+    ) -> None:
         self.id = rule_id
         if alone:
             regex = rf"(?<![A-Za-z0-9])(?:{regex})"
         self.pattern = re.compile(regex, re.ASCII | (flags & re.IGNORECASE))
         self.needs_digit = _DIGIT_CLASS.search(regex.replace("(?<![A-Za-z0-9])", "")) is not None
+        self.check = check
 
     @property
     def family(self) -> str:
@@ -72,7 +78,32 @@ DETECT_SECRETS_PLUGINS: dict[str, tuple[str, bool]] = {
     "twilio.TwilioKeyDetector": ("twilio", True),
 }
 
-# Our own rules, from each provider's documented format.
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+
+
+def bech32_valid(text: str) -> bool:
+    """Bech32's checksum (BIP 173: a BCH code over the human-readable part and the data)."""
+    lowered = text.lower()
+    hrp, separator, data = lowered.rpartition("1")
+    if not separator or len(data) < 6 or any(char not in _BECH32_CHARSET for char in data):
+        return False
+    values = [ord(char) >> 5 for char in hrp] + [0] + [ord(char) & 31 for char in hrp]
+    values += [_BECH32_CHARSET.index(char) for char in data]
+    checksum = 1
+    for value in values:
+        top = checksum >> 25
+        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
+        for bit, generator in enumerate(_BECH32_GENERATOR):
+            if top >> bit & 1:
+                checksum ^= generator
+    return checksum == 1
+
+
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+# Our own rules, each written from the provider's own published token format (the page named
+# beside it): a distinctive prefix or structure, so that words and identifiers do not match.
 OWN_RULES: tuple[Rule, ...] = (
     # PyPI API tokens: "pypi-" and a base64url macaroon, whose serialisation starts "AgE" (version 2,
     # then the location field); detect-secrets wants 70+ characters after pypi.org's location.
@@ -84,6 +115,191 @@ OWN_RULES: tuple[Rule, ...] = (
     # Twilio SIDs: two letters and 32 hex digits, "SK" for API keys (detect-secrets: lower case only).
     # https://www.twilio.com/docs/iam/api-keys
     Rule("twilio-api-key", r"SK[0-9a-fA-F]{32}"),
+    # -- AI and ML platforms
+    # Anthropic API and Admin API keys: "sk-ant-api03-" / "sk-ant-admin01-" and a long base64url body.
+    # https://docs.anthropic.com/en/api/admin-api
+    Rule("anthropic-api-key", r"sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{80,}"),
+    # Hugging Face user access tokens "hf_" (34 letters); legacy organisation tokens "api_org_".
+    # https://huggingface.co/docs/hub/security-tokens
+    Rule("huggingface-access-token", r"hf_[A-Za-z]{34}"),
+    Rule("huggingface-org-token", r"api_org_[A-Za-z]{34}"),
+    # Replicate API tokens: "r8_" and 37 characters. https://replicate.com/docs/topics/security/api-tokens
+    Rule("replicate-api-token", r"r8_[A-Za-z0-9]{37}"),
+    # Groq API keys: "gsk_" and 52 characters. https://console.groq.com/docs/quickstart
+    Rule("groq-api-key", r"gsk_[A-Za-z0-9]{52}"),
+    # Perplexity API keys: "pplx-" and 48 characters. https://docs.perplexity.ai/guides/getting-started
+    Rule("perplexity-api-key", r"pplx-[A-Za-z0-9]{48}"),
+    # xAI API keys: "xai-" and 80 characters. https://docs.x.ai/docs/overview
+    Rule("xai-api-key", r"xai-[A-Za-z0-9]{80}"),
+    # OpenRouter API keys: "sk-or-v1-" and 64 hex digits. https://openrouter.ai/docs/api-reference/authentication
+    Rule("openrouter-api-key", r"sk-or-v1-[0-9a-f]{64}"),
+    # LangSmith personal tokens and service keys: "lsv2_pt_" / "lsv2_sk_", 32 hex, "_", 10 hex.
+    # https://docs.smith.langchain.com/administration/how_to_guides/organization_management/create_account_api_key
+    Rule("langsmith-api-key", r"lsv2_(?:pt|sk)_[0-9a-f]{32}_[0-9a-f]{10}"),
+    # Langfuse secret keys: "sk-lf-" and a UUID. https://langfuse.com/docs/api-and-data-platform/overview
+    Rule("langfuse-secret-key", rf"sk-lf-{_UUID}"),
+    # Pinecone API keys since 2024: "pcsk_", a key id, "_" and the secret.
+    # https://docs.pinecone.io/guides/projects/manage-api-keys
+    Rule("pinecone-api-key", r"pcsk_[A-Za-z0-9]{4,10}_[A-Za-z0-9]{40,}"),
+    # -- Observability vendors (the keys exporters and agents carry)
+    # New Relic: user keys "NRAK-" and 27 characters, Insights insert keys "NRII-", and license
+    # (ingest) keys of 40 characters ending "NRAL". https://docs.newrelic.com/docs/apis/intro-apis/new-relic-api-keys/
+    Rule("newrelic-user-key", r"NRAK-[A-Z0-9]{27}"),
+    Rule("newrelic-insert-key", r"NRII-[A-Za-z0-9_-]{32}"),
+    Rule("newrelic-license-key", r"[0-9a-fA-F]{36}NRAL"),
+    # Dynatrace tokens: prefix ("dt0c01"), a 24-character public part and a 64-character secret,
+    # dot-separated. https://docs.dynatrace.com/docs/manage/identity-access-management/access-tokens-and-oauth-clients/access-tokens
+    Rule("dynatrace-token", r"dt0[a-z][0-9]{2}\.[A-Z0-9]{24}\.[A-Z0-9]{64}"),
+    # Grafana Cloud access policy tokens "glc_" (base64 JSON) and service account tokens
+    # "glsa_", 32 characters, "_", 8 hex. https://grafana.com/docs/grafana/latest/administration/service-accounts/
+    Rule("grafana-cloud-token", r"glc_[A-Za-z0-9+/_-]{32,}={0,2}"),
+    Rule("grafana-service-account-token", r"glsa_[A-Za-z0-9]{32}_[0-9a-fA-F]{8}"),
+    # Sentry organisation tokens "sntrys_" (base64 JSON, "_", secret) and user tokens "sntryu_"
+    # (64 hex). https://docs.sentry.io/account/auth-tokens/
+    Rule("sentry-org-token", r"sntrys_eyJ[A-Za-z0-9+/=]{40,}_[A-Za-z0-9+/]{43}"),
+    Rule("sentry-user-token", r"sntryu_[0-9a-f]{64}"),
+    # Honeycomb API keys: "hc" + key type ("hcaik_", "hcxik_", ...), the key id and its secret
+    # concatenated (58 characters). https://docs.honeycomb.io/api/key-management/create-an-api-key
+    Rule("honeycomb-api-key", r"hc[a-z]{2}k_[A-Za-z0-9]{58}"),
+    # Axiom API tokens "xaat-" and personal tokens "xapt-", then a UUID. https://axiom.co/docs/reference/tokens
+    Rule("axiom-token", rf"xa[ap]t-{_UUID}"),
+    # PostHog personal API keys: "phx_" and 43 characters. https://posthog.com/docs/api
+    Rule("posthog-personal-key", r"phx_[A-Za-z0-9]{43}"),
+    # -- Infrastructure, CI and package registries
+    # HashiCorp Vault tokens: "hvs." (service), "hvb." (batch), "hvr." (recovery).
+    # https://developer.hashicorp.com/vault/docs/concepts/tokens#token-prefixes
+    Rule("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{24,}"),
+    # HCP Terraform (Terraform Cloud) API tokens: 14 characters, ".atlasv1.", the secret.
+    # https://developer.hashicorp.com/terraform/cloud-docs/users-teams-organizations/api-tokens
+    Rule("terraform-api-token", r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}"),
+    # Pulumi access tokens: "pul-" and 40 hex digits.
+    # https://www.pulumi.com/docs/pulumi-cloud/access-management/access-tokens/
+    Rule("pulumi-access-token", r"pul-[0-9a-f]{40}"),
+    # Doppler tokens: "dp." + type (pt personal, st service, ct CLI, sa service account, scim, audit) + ".".
+    # https://docs.doppler.com/reference/auth-token-formats
+    Rule("doppler-token", r"dp\.(?:pt|st|ct|sa|scim|audit)\.[A-Za-z0-9]{40,44}"),
+    # DigitalOcean personal ("dop_v1_"), OAuth ("doo_v1_") and refresh ("dor_v1_") tokens, 64 hex.
+    # https://docs.digitalocean.com/reference/api/create-personal-access-token/
+    Rule("digitalocean-token", r"do[opr]_v1_[0-9a-f]{64}"),
+    # Databricks personal access tokens: "dapi" and 32 hex digits (a "-2"-style suffix on Azure).
+    # https://docs.databricks.com/en/dev-tools/auth/pat.html
+    Rule("databricks-token", r"dapi[0-9a-f]{32}(?:-[0-9]+)?"),
+    # PlanetScale service tokens, database passwords and OAuth tokens.
+    # https://planetscale.com/docs/concepts/service-tokens, https://planetscale.com/docs/concepts/connection-strings
+    Rule("planetscale-token", r"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,64}"),
+    # Docker Hub personal ("dckr_pat_") and organisation ("dckr_oat_") access tokens.
+    # https://docs.docker.com/security/for-developers/access-tokens/
+    Rule("docker-access-token", r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{27,}"),
+    # Buildkite API access tokens: "bkua_" and 40 hex digits. https://buildkite.com/docs/apis/managing-api-tokens
+    Rule("buildkite-api-token", r"bkua_[0-9a-f]{40}"),
+    # CircleCI personal and project API tokens: "CCIPAT_" / "CCIPRJ_", 22 characters, "_", 40 hex.
+    # https://circleci.com/docs/managing-api-tokens/
+    Rule("circleci-api-token", r"CCIP(?:AT|RJ)_[A-Za-z0-9]{22}_[0-9a-f]{40}"),
+    # SonarQube user ("squ_"), project analysis ("sqp_") and global analysis ("sqa_") tokens, 40 hex.
+    # https://docs.sonarsource.com/sonarqube-server/latest/user-guide/managing-tokens/
+    Rule("sonarqube-token", r"sq[uap]_[0-9a-f]{40}"),
+    # Tailscale keys: "tskey-" + kind + "-" + key id + "-" + secret. https://tailscale.com/kb/1277/key-prefixes
+    Rule("tailscale-key", r"tskey-(?:api|auth|client|scim|webhook)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{20,}"),
+    # Fly.io tokens: macaroons "fm2_" (shown as "FlyV1 fm2_...") and older "fo1_" tokens.
+    # https://fly.io/docs/security/tokens/
+    Rule("flyio-token", r"fm2_[A-Za-z0-9+/=_-]{50,}|fo1_[A-Za-z0-9_-]{43}"),
+    # Cloudflare Origin CA keys: "v1.0-", 24 hex, "-", 146 hex.
+    # https://developers.cloudflare.com/fundamentals/api/get-started/ca-keys/
+    Rule("cloudflare-origin-ca-key", r"v1\.0-[0-9a-f]{24}-[0-9a-f]{146}"),
+    # Supabase personal access tokens "sbp_" (40 hex) and secret API keys "sb_secret_".
+    # https://supabase.com/docs/guides/api/api-keys
+    Rule("supabase-token", r"sbp_[0-9a-f]{40}|sb_secret_[A-Za-z0-9_-]{30,}"),
+    # Netlify personal access tokens: "nfp_" and 36 characters.
+    # https://docs.netlify.com/api-and-cli-guides/api-guides/get-started-with-api/
+    Rule("netlify-access-token", r"nfp_[A-Za-z0-9]{36}"),
+    # 1Password service account tokens: "ops_" and a base64 JSON document ("eyJ").
+    # https://developer.1password.com/docs/service-accounts/
+    Rule("onepassword-service-token", r"ops_eyJ[A-Za-z0-9+/_-]{100,}={0,2}"),
+    # age secret keys: Bech32 with the human-readable part "AGE-SECRET-KEY-", upper case, checked.
+    # https://age-encryption.org/v1 (C2SP age specification, "X25519 recipient stanza")
+    Rule("age-secret-key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", check=bech32_valid),
+    # -- Clouds
+    # Alibaba Cloud AccessKey ids: "LTAI" and 12-20 characters.
+    # https://www.alibabacloud.com/help/en/ram/user-guide/create-an-accesskey-pair
+    Rule("alibaba-access-key-id", r"LTAI[A-Za-z0-9]{12,20}"),
+    # Tencent Cloud SecretIds: "AKID" and 32 characters. https://www.tencentcloud.com/document/product/598/34228
+    Rule("tencent-secret-id", r"AKID[A-Za-z0-9]{32}"),
+    # Microsoft Entra ID (Azure AD) client secrets: 3 characters, a digit, "Q~", 31-34 characters.
+    # https://learn.microsoft.com/en-us/purview/sit-defn-azure-ad-client-secret
+    Rule("azuread-client-secret", r"[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}"),
+    # Google OAuth client secrets "GOCSPX-" and OAuth 2.0 access tokens "ya29.".
+    # https://developers.google.com/identity/protocols/oauth2
+    Rule("google-oauth-client-secret", r"GOCSPX-[A-Za-z0-9_-]{28}"),
+    Rule("google-oauth-access-token", r"ya29\.[A-Za-z0-9_-]{30,}"),
+    # Mapbox secret tokens: "sk." and a JWT-like body. https://docs.mapbox.com/help/dive-deeper/access-tokens/
+    Rule("mapbox-secret-token", r"sk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}"),
+    # -- SaaS and developer tools
+    # Shopify admin API ("shpat_"), custom app ("shpca_"), private app ("shppa_") tokens and
+    # shared secrets ("shpss_"), 32 hex. https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens
+    Rule("shopify-token", r"shp(?:at|ca|pa|ss)_[0-9a-fA-F]{32}"),
+    # Atlassian (Jira, Confluence) API tokens: "ATATT3" and a long body ending "=" and 8 hex.
+    # https://support.atlassian.com/atlassian-account/docs/manage-api-tokens-for-your-atlassian-account/
+    Rule("atlassian-api-token", r"ATATT3[A-Za-z0-9_-]{150,}=[0-9A-F]{8}"),
+    # Linear personal API keys "lin_api_" and OAuth tokens "lin_oauth_".
+    # https://linear.app/developers/graphql#personal-api-keys
+    Rule("linear-api-key", r"lin_api_[A-Za-z0-9]{40}|lin_oauth_[0-9a-f]{64}"),
+    # Notion integration tokens: "ntn_" since 2024, "secret_" and 43 characters before.
+    # https://developers.notion.com/docs/authorization
+    Rule("notion-token", r"ntn_[A-Za-z0-9]{40,}|secret_[A-Za-z0-9]{43}"),
+    # Figma personal access tokens: "figd_". https://www.figma.com/developers/api#access-tokens
+    Rule("figma-access-token", r"figd_[A-Za-z0-9_-]{38,}"),
+    # Postman API keys: "PMAK-", 24 hex, "-", 34 hex.
+    # https://learning.postman.com/docs/developer/postman-api/authentication/
+    Rule("postman-api-key", r"PMAK-[0-9a-f]{24}-[0-9a-f]{34}"),
+    # Contentful personal access tokens: "CFPAT-" and 43 characters.
+    # https://www.contentful.com/developers/docs/references/authentication/
+    Rule("contentful-access-token", r"CFPAT-[A-Za-z0-9_-]{43}"),
+    # Airtable personal access tokens: "pat", a 14-character id, ".", 64 hex.
+    # https://airtable.com/developers/web/guides/personal-access-tokens
+    Rule("airtable-access-token", r"pat[A-Za-z0-9]{14}\.[0-9a-f]{64}"),
+    # ClickUp personal API tokens: "pk_", the user id, "_", 32 characters.
+    # https://clickup.com/api/developer-portal/authentication/
+    Rule("clickup-api-token", r"pk_[0-9]{6,10}_[A-Z0-9]{32}"),
+    # Prefect Cloud API keys: "pnu_" (user) or "pnb_" (service account) and 36 characters.
+    # https://docs.prefect.io/v3/manage/cloud/manage-users/api-keys
+    Rule("prefect-api-key", r"pn[ub]_[A-Za-z0-9]{36}"),
+    # RubyGems API keys: "rubygems_" and 48 hex digits. https://guides.rubygems.org/api-key-scopes/
+    Rule("rubygems-api-key", r"rubygems_[0-9a-f]{48}"),
+    # NuGet.org API keys: "oy2" and 43 lower-case characters.
+    # https://learn.microsoft.com/en-us/nuget/nuget-org/scoped-api-keys
+    Rule("nuget-api-key", r"oy2[a-z0-9]{43}"),
+    # crates.io API tokens: "cio" and 32 characters. https://doc.rust-lang.org/cargo/reference/publishing.html
+    Rule("crates-api-token", r"cio[A-Za-z0-9]{32}"),
+    # Dropbox short-lived access tokens: "sl." (or "sl.u.") and 130+ characters.
+    # https://developers.dropbox.com/oauth-guide
+    Rule("dropbox-access-token", r"sl\.(?:u\.)?[A-Za-z0-9_-]{130,}"),
+    # -- Payments, commerce and messaging
+    # Stripe webhook signing secrets: "whsec_". https://docs.stripe.com/webhooks#verify-events
+    Rule("stripe-webhook-secret", r"whsec_[A-Za-z0-9]{32,}"),
+    # Flutterwave secret keys: "FLWSECK-" (or "FLWSECK_TEST-"), 32 hex, "-X".
+    # https://developer.flutterwave.com/docs/authentication
+    Rule("flutterwave-secret-key", r"FLWSECK(?:_TEST)?-[0-9a-fA-F]{32}-X"),
+    # Square production access tokens: "EAAA" and 60 characters.
+    # https://developer.squareup.com/docs/build-basics/access-tokens
+    Rule("square-access-token", r"EAAA[A-Za-z0-9_-]{60}"),
+    # Braintree (PayPal) access tokens: "access_token$production$", merchant id, "$", 32 hex.
+    # https://developer.paypal.com/braintree/docs/guides/authentication/credentials
+    Rule("braintree-access-token", r"access_token\$(?:production|sandbox)\$[a-z0-9]{16}\$[0-9a-f]{32}"),
+    # Plaid access tokens: "access-" + environment + "-" + UUID. https://plaid.com/docs/api/items/
+    Rule("plaid-access-token", rf"access-(?:sandbox|development|production)-{_UUID}"),
+    # Shippo API tokens: "shippo_live_" / "shippo_test_" and 40 hex digits.
+    # https://docs.goshippo.com/docs/guides_general/authentication/
+    Rule("shippo-api-token", r"shippo_(?:live|test)_[0-9a-f]{40}"),
+    # Brevo (Sendinblue) API keys: "xkeysib-", 64 hex, "-", 16 characters.
+    # https://developers.brevo.com/docs/getting-started
+    Rule("brevo-api-key", r"xkeysib-[0-9a-f]{64}-[A-Za-z0-9]{16}"),
+    # Discord webhook URLs: the token after the webhook id is the secret.
+    # https://discord.com/developers/docs/resources/webhook
+    Rule("discord-webhook", r"discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/([A-Za-z0-9_-]{60,68})"),
+    # Microsoft Teams incoming webhook URLs: the path after "webhookb2/" is the secret.
+    # https://learn.microsoft.com/en-us/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook
+    Rule("msteams-webhook",
+         rf"webhook\.office\.com/webhookb2/({_UUID}@{_UUID}/IncomingWebhook/[0-9a-f]{{32}}/{_UUID})"),
 )
 
 
@@ -139,6 +355,8 @@ def confirmed(rule: Rule, match: re.Match[str]) -> tuple[int, int] | None:
     if not secret or is_placeholder(secret) or shannon_entropy(secret) < MIN_ENTROPY:
         return None
     if rule.needs_digit and not any(char.isdigit() for char in secret):
+        return None
+    if rule.check is not None and not rule.check(secret):
         return None
     return start, end
 

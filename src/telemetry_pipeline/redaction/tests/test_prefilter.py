@@ -8,11 +8,13 @@ nesting beyond max_depth, payloads that do not describe the message).
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
 import orjson
 import pytest
+import rstr
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -29,6 +31,7 @@ from telemetry_pipeline.redaction import (
     Redactor,
 )
 from telemetry_pipeline.redaction.detectors import find
+from telemetry_pipeline.redaction.national_ids import DIGIT_LED, DIGIT_RUN, DIGIT_RUN_EXCEPTIONS, FAMILIES
 from telemetry_pipeline.redaction.prefilter import (
     DIGIT_BLOCKS,
     FOLDED_LETTERS,
@@ -174,8 +177,14 @@ def test_keys_with_rules_are_visited_wherever_they_are_and_words_in_values_are_n
     spans[6].attributes.append(_kv("\n\nsession", "x"))  # newlines inside a key with a rule
     spans[7].attributes.append(KeyValue(key="Session"))  # no value: dropped if secret keys are
     spans[7].attributes.append(_kv("app.shard", "8"))
+    spans[7].attributes.append(_kv("token", "x"))  # a whole key: the word after its length byte
+    spans[7].attributes.append(_kv("secret._ -", "x"))  # separators after the last word
+    spans[7].attributes.append(_kv("password" + "_" * 130, "x"))  # a 138-byte key: two length bytes
     # Values that are keys with a rule, as strings and as a map key's value.
     spans[8].attributes.append(_kv("db.collection.name", "session"))
+    # The word in a value, after a slash or inside a word: no key ends that way.
+    spans[9].attributes.append(_kv("url.path", "/v1/session"))
+    spans[9].attributes.append(_kv("app.note", "tokens/sessionless"))
     spans[8].attributes.append(_kv("code.function.name", "verify_password"))
     nested = AnyValue(kvlist_value=KeyValueList(values=[_kv("app.k", "token")]))
     spans[8].attributes.append(_kv("app.map", nested))
@@ -269,6 +278,24 @@ def test_failure_with_a_payload_fails_closed(monkeypatch: pytest.MonkeyPatch) ->
 
 
 # -- the tables the loose patterns rely on --------------------------------------------------------
+
+
+def test_digit_run_starts_every_digit_led_shape_it_stands_for() -> None:
+    """The prefilter looks for DIGIT_RUN in place of the digit-led shapes (but the exceptions):
+    every identifier of such a shape must start with it. Checked on samples drawn from each shape."""
+    generator = rstr.Rstr(random.Random(14))
+    stood_for = [
+        family for family in FAMILIES
+        if DIGIT_LED.match(family.shape) and family.name not in DIGIT_RUN_EXCEPTIONS
+    ]
+    assert len(stood_for) > 20
+    for family in stood_for:
+        for _ in range(300):
+            sample = generator.xeger(family.shape)
+            assert re.match(DIGIT_RUN, sample), (family.name, sample)
+    for name in DIGIT_RUN_EXCEPTIONS:  # each exception is needed
+        shape = next(family.shape for family in FAMILIES if family.name == name)
+        assert not all(re.match(DIGIT_RUN, generator.xeger(shape)) for _ in range(300)), name
 
 
 def test_digit_blocks_are_pythons_unicode_digits() -> None:
