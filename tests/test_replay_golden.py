@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
 
 from telemetry_pipeline.config import load_config
 from telemetry_pipeline.replay import INCIDENTS_FILE, SLI_FILE, run_replay
+from tests.golden import check_golden
 
 CASES = Path(__file__).resolve().parent / "testdata" / "replay"
 COMPARED = (SLI_FILE, INCIDENTS_FILE)
@@ -19,19 +19,7 @@ def _replay(case: str, out: Path) -> dict[str, bytes]:
     folder = CASES / case
     run_replay(load_config(folder / "config.yaml", environ={}), [folder / "input.jsonl.gz"], out)
     produced = {name: (out / name).read_bytes() for name in COMPARED}
-    if os.environ.get("TP_UPDATE_GOLDEN"):
-        for name, data in produced.items():
-            (folder / name).write_bytes(data)
-    for name, data in produced.items():
-        expected = (folder / name).read_bytes().splitlines()
-        lines = data.splitlines()
-        differ = [i for i, (got, want) in enumerate(zip(lines, expected, strict=False)) if got != want]
-        first = differ[0] if differ else min(len(lines), len(expected))
-        assert lines == expected, (
-            f"{case}/{name}: {len(lines)} lines, expected {len(expected)}; first difference at line "
-            f"{first + 1} "
-            "(TP_UPDATE_GOLDEN=1 rewrites the expected files after an intended change)"
-        )
+    check_golden(folder, produced, case)
     return produced
 
 

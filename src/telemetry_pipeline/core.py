@@ -79,9 +79,13 @@ class _Decoded:
     signal: Signal
     encoding: Encoding
     message: Message
-    # service -> newest event time (ms) of its items here, for the redaction notes of this message
+    # service -> newest event time (ms) of its items here (from its SLI partials), for the redaction
+    # notes of this message; the newest of all is the message's event time.
     times: dict[str, int] = field(default_factory=dict)
-    event_ms: int | None = None  # newest event time in the message (from its SLI partials)
+
+    @property
+    def event_ms(self) -> int | None:
+        return max(self.times.values(), default=None)
 
 
 OTHER_SERVICE = "other"
@@ -238,11 +242,9 @@ class Core:
         for partial in partials:
             partial.source, partial.offset = item.record.source, item.record.position
             item.times[partial.service] = partial.max_time_ms
-        if partials:
-            item.event_ms = max(partial.max_time_ms for partial in partials)
-            if item.signal is Signal.TRACES:
-                source, read_to = item.record.source, self._spans_read_to
-                read_to[source] = max(read_to.get(source, item.event_ms), item.event_ms)
+        if partials and item.signal is Signal.TRACES:
+            event_ms, source, read_to = item.event_ms, item.record.source, self._spans_read_to
+            read_to[source] = max(read_to.get(source, event_ms), event_ms)
         result.partials.extend(partials)
         return True
 
@@ -311,10 +313,11 @@ def _redaction_notes(item: _Decoded, counts: RedactionCounts, now_ms: int) -> li
     for (service, name), count in counts.items():
         if count:
             by_service.setdefault(service, {})[name] = count
+    event_ms = item.event_ms
     return [
         SliPartial(
             service,
-            item.times.get(service, max(item.times.values(), default=now_ms)),
+            item.times.get(service, now_ms if event_ms is None else event_ms),
             [],
             item.record.source,
             item.record.position,

@@ -167,7 +167,8 @@ class Enricher:
         summaries_by_trace: dict[bytes, dict[str, tuple[str, str, int]]] = {}
         roots: list[tuple[Span, str]] = []
         user_spans: list[Span] = []  # SERVER/CONSUMER spans: may carry the user when the root does not
-        sanitize = self.sanitize
+        # One summary per distinct (service, name, status) of the message: few, and sanitized once.
+        distinct: dict[tuple[str, str, int], tuple[str, str, int]] = {}
         for resource_spans in message.resource_spans:
             service = service_name(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
@@ -178,8 +179,11 @@ class Enricher:
                         if not trace_id:
                             continue
                         summaries = summaries_by_trace[trace_id] = {}
-                    status = span.status.code if span.HasField("status") else 0
-                    summaries[span.span_id.hex()] = (service, sanitize(span.name), status)
+                    key = (service, span.name, span.status.code)  # code 0 (unset) without a status
+                    summary = distinct.get(key)
+                    if summary is None:
+                        summary = distinct[key] = (service, self.sanitize(key[1]), key[2])
+                    summaries[span.span_id.hex()] = summary
                     if not span.parent_span_id:
                         roots.append((span, service))
                     elif span.kind in _USER_SPAN_KINDS:
