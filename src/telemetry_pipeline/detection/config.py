@@ -58,7 +58,16 @@ _SRE_WORKBOOK = [
 ]
 
 
-class ConfirmedConfig(_Model):
+class DetectorConfig(_Model):
+    """What every detector but the burn rate's (whose rows say it) has: a switch, and where its
+    incidents go."""
+
+    enabled: bool = True
+    routing: Routing = "ticket"
+    severity: Severity = "warning"
+
+
+class ConfirmedConfig(DetectorConfig):
     """A condition fires once it held in `confirm` of the last `of` evaluation steps."""
 
     confirm: int = Field(2, ge=1)
@@ -103,7 +112,7 @@ class SloBurnRateConfig(_Model):
 
 
 class LatencyRegressionConfig(BaselinedConfig):
-    enabled: bool = True
+    severity: Severity = "error"
     quantile: Literal["p95", "p99"] = "p95"
     ratio: float = Field(1.5, gt=1, description="fires at this multiple of the baseline median")
     mad_factor: float = Field(4.0, ge=0, description="... and this many (scaled) MADs above it")
@@ -113,47 +122,40 @@ class LatencyRegressionConfig(BaselinedConfig):
     )
     confirm: int = 3
     of: int = 5
-    routing: Routing = "ticket"
-    severity: Severity = "error"
 
 
 class ErrorRateSpikeConfig(BaselinedConfig):
     """For services without an SLO of their own (no `slos:` entry, no catalog override)."""
 
-    enabled: bool = True
+    routing: Routing = "page"
+    severity: Severity = "error"
     ratio: float = Field(5.0, gt=1, description="fires at this multiple of the baseline median ...")
     min_increase: float = Field(0.03, gt=0, le=1, description="... and at least this much above it")
     clear_increase: float = Field(0.02, ge=0, le=1, description="stays open while this much above it")
     min_errors: int = Field(10, ge=1)
-    routing: Routing = "page"
-    severity: Severity = "error"
 
 
-class TelemetryGapConfig(_Model):
+class TelemetryGapConfig(DetectorConfig):
     """A service that was sending goes silent (no spans, metrics or logs in `window`)."""
 
-    enabled: bool = True
+    routing: Routing = "page"
+    severity: Severity = "error"
     window: Duration = "5m"
     baseline_window: Duration = "1h"
     # Requests the service's recent rate (baseline window, before the silence) makes expected during
     # the silence; chance alone leaves a Poisson stream silent that long with probability e^-10.
     min_expected: float = Field(10.0, gt=0)
-    routing: Routing = "page"
-    severity: Severity = "error"
 
 
-class CompletenessDropConfig(_Model):
+class CompletenessDropConfig(DetectorConfig):
     """A signal a service always sent disappears while others go on, or its score falls."""
 
-    enabled: bool = True
     window: Duration = "5m"
     presence_alpha: float = Field(0.05, gt=0, le=1, description="EWMA weight of one step's presence")
     established: float = Field(0.98, gt=0, le=1, description="presence EWMA a signal needs to be missed")
     min_steps: int = Field(30, ge=1, description="steps observed before anything counts as established")
     missing_steps: int = Field(10, ge=1, description="consecutive steps without the signal")
     score_drop: float = Field(25.0, gt=0, le=100, description="score points below its EWMA")
-    routing: Routing = "ticket"
-    severity: Severity = "warning"
 
 
 # Credentials and payment data (the redactor's value detectors): found in telemetry, they mean a
@@ -166,27 +168,23 @@ _LEAK_DETECTORS = [
 ]  # fmt: skip
 
 
-class PiiLeakConfig(_Model):
-    enabled: bool = True
+class PiiLeakConfig(DetectorConfig):
     detectors: list[str] = _LEAK_DETECTORS
     window: Duration = "15m"
     min_count: int = Field(1, ge=1, description="values found in the window (each message counted once)")
     max_messages: int = Field(10_000, ge=1, description="messages per service remembered for deduplication")
     # The redactor removed the values before anything left the pipeline: the service must stop
-    # sending them, which is work for its owners and security, not a 3 a.m. page.
-    routing: Routing = "ticket"
+    # sending them, which is work for its owners and security, not a 3 a.m. page: a ticket (the
+    # default routing), critical.
     severity: Severity = "critical"
 
 
 class CardinalityExplosionConfig(BaselinedConfig):
-    enabled: bool = True
     span_names_bound: int = Field(2_000, ge=1, description="fires above this many distinct names")
     attribute_keys_bound: int = Field(1_000, ge=1)
     factor: float = Field(4.0, gt=1, description="... or at this multiple of the baseline median")
     min_increase: int = Field(50, ge=1, description="... when that is this many more than it")
     min_requests: int = 1
-    routing: Routing = "ticket"
-    severity: Severity = "warning"
 
 
 class IncidentsConfig(_Model):

@@ -18,6 +18,7 @@ from telemetry_pipeline.detection.config import (
     BaselinedConfig,
     CardinalityExplosionConfig,
     CompletenessDropConfig,
+    DetectorConfig,
     ErrorRateSpikeConfig,
     LatencyRegressionConfig,
     PiiLeakConfig,
@@ -112,11 +113,35 @@ class _Baselines:
         return median, statistics.median(abs(v - median) for v in values)
 
 
-class _Baselined:
+class _Reporting:
+    """A detector whose findings all go where its config says (routing, severity)."""
+
+    name: str
+    _config: DetectorConfig
+
+    def _finding(
+        self,
+        service: str,
+        subject: str,
+        value: float,
+        summary: str,
+        evidence: dict[str, Any],
+        started_ms: int | None = None,
+    ) -> Finding:
+        config = self._config
+        return Finding(
+            self.name, service, subject, config.severity, config.routing, value, summary, evidence, started_ms
+        )
+
+
+class _Baselined(_Reporting):
     """A detector that compares a value with the service's own baseline, confirmed N of M steps: the
     baselines and confirmations are its whole state, keyed by service (or `<service>/<subject>`)."""
 
+    _config: BaselinedConfig
+
     def __init__(self, config: BaselinedConfig) -> None:
+        self._config = config
         self._baselines = _Baselines(config)
         self._confirmations = _Confirmations(config.confirm, config.of)
 
@@ -228,9 +253,9 @@ class ErrorRateSpike(_Baselined):
     """Error rate far above the service's own baseline, for services without an SLO of their own."""
 
     name = "error_rate_spike"
+    _config: ErrorRateSpikeConfig
 
     def __init__(self, config: ErrorRateSpikeConfig, slos: SloResolver) -> None:
-        self._config = config
         self._slos = slos
         super().__init__(config)
 
@@ -255,12 +280,9 @@ class ErrorRateSpike(_Baselined):
             if confirmed or (is_open and holds):
                 assert baseline is not None
                 findings.append(
-                    Finding(
-                        type=self.name,
-                        service=service,
-                        subject="errors",
-                        severity=config.severity,
-                        routing=config.routing,
+                    self._finding(
+                        service,
+                        "errors",
                         value=rate,
                         summary=f"{service}: error rate {rate:.2%} over {config.window}, "
                         f"baseline {baseline[0]:.2%} ({snapshot.errors} of {snapshot.requests} requests)",
@@ -282,10 +304,7 @@ class LatencyRegression(_Baselined):
     """p95 (or p99) far above the median of the service's own recent past, confirmed N of M steps."""
 
     name = "latency_regression"
-
-    def __init__(self, config: LatencyRegressionConfig) -> None:
-        self._config = config
-        super().__init__(config)
+    _config: LatencyRegressionConfig
 
     def observe(self, step: Step) -> list[Finding]:
         config, findings = self._config, []
@@ -316,12 +335,9 @@ class LatencyRegression(_Baselined):
             if confirmed or (is_open and holds):
                 assert baseline is not None and value is not None
                 findings.append(
-                    Finding(
-                        type=self.name,
-                        service=service,
-                        subject=subject,
-                        severity=config.severity,
-                        routing=config.routing,
+                    self._finding(
+                        service,
+                        subject,
                         value=value,
                         summary=f"{service}: {config.quantile} latency {value:g} ms over {config.window}, "
                         f"against its baseline of {baseline[0]:g} ms",
@@ -341,7 +357,23 @@ class LatencyRegression(_Baselined):
         return findings
 
 
-class TelemetryGap:
+class _PerService(_Reporting):
+    """A detector whose whole state is what it knows of each service (`services`, plain JSON)."""
+
+    services: dict[str, Any]
+
+    def retain(self, services: Collection[str]) -> None:
+        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
+        self.services = {service: known for service, known in self.services.items() if service in services}
+
+    def state(self) -> dict:
+        return {"services": self.services}
+
+    def restore(self, state: dict) -> None:
+        self.services = state["services"]
+
+
+class TelemetryGap(_PerService):
     """A service that was sending goes silent: nothing in the window while its recent request rate
     makes `min_expected` requests expected over the silence."""
 
@@ -374,12 +406,9 @@ class TelemetryGap:
             expected = known[1] * silent_ms / 1000
             if expected >= config.min_expected:
                 findings.append(
-                    Finding(
-                        type=self.name,
-                        service=service,
-                        subject="all",
-                        severity=config.severity,
-                        routing=config.routing,
+                    self._finding(
+                        service,
+                        "all",
                         value=known[1],  # the rate it stopped from: a longer silence is no news
                         summary=f"{service}: no spans, metrics or logs for {silent_ms // 60_000} min; "
                         f"about {expected:.0f} requests were expected at its recent rate",
@@ -393,18 +422,8 @@ class TelemetryGap:
                 )
         return findings
 
-    def retain(self, services: Collection[str]) -> None:
-        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
-        self.services = {service: known for service, known in self.services.items() if service in services}
 
-    def state(self) -> dict:
-        return {"services": self.services}
-
-    def restore(self, state: dict) -> None:
-        self.services = state["services"]
-
-
-class CompletenessDrop:
+class CompletenessDrop(_PerService):
     """A signal the service always sent is missing for `missing_steps` while others go on, or the
     completeness score falls well below its own average."""
 
@@ -454,12 +473,9 @@ class CompletenessDrop:
                 ):
                     missing_signals.append(signal)
                     findings.append(
-                        Finding(
-                            type=self.name,
-                            service=service,
-                            subject=signal,
-                            severity=config.severity,
-                            routing=config.routing,
+                        self._finding(
+                            service,
+                            signal,
                             value=presence[1],
                             summary=f"{service}: no {signal} for {presence[1]} evaluation steps while its "
                             f"other signals go on (completeness score {completeness.score:g})",
@@ -486,12 +502,9 @@ class CompletenessDrop:
         known["low"] = known["low"] + 1 if fires else 0
         if known["low"] >= config.missing_steps or (is_open and drop >= config.score_drop / 2):
             return [
-                Finding(
-                    type=self.name,
-                    service=service,
-                    subject="score",
-                    severity=config.severity,
-                    routing=config.routing,
+                self._finding(
+                    service,
+                    "score",
                     value=score,
                     summary=f"{service}: completeness score {score:g}, {drop:.0f} points below its usual "
                     f"{known['score']:.0f}",
@@ -506,18 +519,8 @@ class CompletenessDrop:
             known["score"] += config.presence_alpha * (score - known["score"])
         return []
 
-    def retain(self, services: Collection[str]) -> None:
-        """Forget services the engine no longer evaluates (expired, or moved to another worker)."""
-        self.services = {service: known for service, known in self.services.items() if service in services}
 
-    def state(self) -> dict:
-        return {"services": self.services}
-
-    def restore(self, state: dict) -> None:
-        self.services = state["services"]
-
-
-class PiiLeak:
+class PiiLeak(_Reporting):
     """Credentials or payment data the redactor found in a service's telemetry, counted by detector
     (never a value), each message once however often it is redelivered."""
 
@@ -566,12 +569,9 @@ class PiiLeak:
             if total >= config.min_count or (total and step.is_open(self.name, service, "pii")):
                 kinds = ", ".join(f"{name} x{count}" for name, count in sorted(counts.items()))
                 findings.append(
-                    Finding(
-                        type=self.name,
-                        service=service,
-                        subject="pii",
-                        severity=config.severity,
-                        routing=config.routing,
+                    self._finding(
+                        service,
+                        "pii",
                         value=total,
                         summary=f"{service}: credentials or payment data in its telemetry over the last "
                         f"{config.window} ({kinds}); the pipeline redacted them",
@@ -594,10 +594,7 @@ class CardinalityExplosion(_Baselined):
     """Distinct span names or attribute keys past a bound or a multiple of the service's baseline."""
 
     name = "cardinality_explosion"
-
-    def __init__(self, config: CardinalityExplosionConfig) -> None:
-        self._config = config
-        super().__init__(config)
+    _config: CardinalityExplosionConfig
 
     def observe(self, step: Step) -> list[Finding]:
         config, findings = self._config, []
@@ -625,12 +622,9 @@ class CardinalityExplosion(_Baselined):
                 )
                 if confirmed or (is_open and holds):
                     findings.append(
-                        Finding(
-                            type=self.name,
-                            service=service,
-                            subject=subject,
-                            severity=config.severity,
-                            routing=config.routing,
+                        self._finding(
+                            service,
+                            subject,
                             value=value,
                             summary=f"{service}: about {value} distinct {subject.replace('_', ' ')} over "
                             f"{config.window}"

@@ -1,6 +1,9 @@
-"""A small driver for scenario tests: generated workload -> Core -> SliEngine -> Detection, no Kafka.
+"""The incident scenarios (generator configs with their faults, and the incident each fault should
+raise), shared by the scenario tests and `benchmarks/incidents.py`, and two ways to run them:
+`run_scenario` (generated workload -> Core -> SliEngine -> Detection, in process, no Kafka) and
+`replayed` (the real `replay` command's `run_replay` over a JSON Lines file).
 
-Stands in for the analysis object (not merged yet): partials the engine applies, and every redaction
+`run_scenario` stands in for the analysis object: partials the engine applies, and every redaction
 note, go to `Detection.note`; the snapshots of each evaluation step go to `Detection.observe`.
 """
 
@@ -8,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,12 +22,55 @@ from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, InputRecord
 from telemetry_pipeline.detection import Detection, IncidentEvent
 from telemetry_pipeline.enrichment import UserDirectory
-from telemetry_pipeline.generate import GeneratorConfig, context_records, iter_messages
+from telemetry_pipeline.generate import GeneratedMessage, GeneratorConfig, context_records, iter_messages
+from telemetry_pipeline.generate.sinks import write_jsonl
 from telemetry_pipeline.otlp import Encoding
+from telemetry_pipeline.replay import ReplaySummary, run_replay
 from telemetry_pipeline.sli import SliEngine, SliSnapshot
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 BATCH = 32
+
+# frontend, checkout and payment (tier-1: an SLO in the catalog), cart (no SLO) and gateway
+# (metrics only), every resource complete and no PII but the faults'.
+QUIET = {"services": 4, "incomplete_resource_share": 0.0, "base_error_rate": 0.0002, "pii_share": 0.0}
+# Each fault of the faults run with the incident type (and subject, where the type has several) it
+# should raise on its service.
+FAULT_INCIDENTS: list[tuple[dict[str, Any], str, str | None]] = [
+    ({"kind": "leak", "service": "checkout", "leak": "card", "share": 0.3, "at": "30m", "for": "5m"},
+     "pii_leak", None),
+    ({"kind": "error_spike", "service": "cart", "rate": 0.3, "at": "40m", "for": "5m"},
+     "error_rate_spike", None),
+    ({"kind": "latency_regression", "service": "payment", "factor": 4, "at": "50m", "for": "20m"},
+     "latency_regression", None),
+    ({"kind": "signal_stop", "service": "checkout", "signal": "logs", "at": "60m", "for": "40m"},
+     "completeness_drop", "logs"),
+    ({"kind": "deploy", "service": "cart", "at": "80m", "span_name_ids": True},
+     "cardinality_explosion", "span_names"),
+    ({"kind": "silent", "service": "payment", "at": "90m", "for": "15m"},
+     "telemetry_gap", None),
+]  # fmt: skip
+FAULTS = [fault for fault, _type, _subject in FAULT_INCIDENTS]
+FAULTS_RUN = {**QUIET, "duration": "2h", "rate": 3, "faults": FAULTS}
+# A small error rate for hours on cart, given an SLO of 99.9%: a ticket, never a page.
+SLOW_BURN_RUN = {
+    **QUIET,
+    "duration": "4h",
+    "rate": 3,
+    "faults": [{"kind": "error_spike", "service": "cart", "rate": 0.003, "at": "30m", "for": "3h30m"}],
+}
+SLOW_BURN_PIPELINE = {"slos": [{"service": "cart", "availability": 99.9}]}
+# A day with a daily traffic cycle, a consumer-only service and a low-traffic one with a few isolated
+# errors: no page.
+STEADY_RUN = {
+    **QUIET,
+    "base_error_rate": 0.0001,
+    "duration": "24h",
+    "rate": 0.5,
+    "daily_cycle": 0.6,
+    "consumer_services": ["cart"],
+    "faults": [{"kind": "isolated_errors", "service": "payment", "count": 6, "at": "1h", "for": "22h"}],
+}
 
 
 @dataclass
@@ -46,6 +94,41 @@ class Run:
 
 def minutes_after_start(text: str) -> float:
     return (dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z") - START).total_seconds() / 60
+
+
+def first_trigger(
+    events: Iterable[dict], type_: str, service: str, subject: str | None = None
+) -> dict | None:
+    """The first trigger of `type_` on `service` (and `subject`, if given) among incident events (JSON)."""
+    return next(
+        (
+            e
+            for e in events
+            if e["action"] == "trigger"
+            and e["type"] == type_
+            and e["service"] == service
+            and (subject is None or e["dedup_key"].endswith("/" + subject))
+        ),
+        None,
+    )
+
+
+def replayed(
+    messages: Iterable[GeneratedMessage], catalog: dict[str, dict], pipeline: dict[str, Any], workdir: Path
+) -> tuple[list[dict], ReplaySummary]:
+    """`replay` of `messages` (one file, in the generator's order) with the pipeline config `pipeline`
+    and the service catalog from a file: its incident events and its summary."""
+    catalog_file, input_file = workdir / "catalog.jsonl", workdir / "input.jsonl"
+    catalog_file.write_bytes(
+        b"".join(orjson.dumps({"key": k, "value": v}) + b"\n" for k, v in catalog.items())
+    )
+    write_jsonl(messages, input_file)
+    config = PipelineConfig.model_validate(
+        {**pipeline, "context": {"service_catalog_file": str(catalog_file)}}
+    )
+    summary = run_replay(config, [input_file], workdir / "out")
+    lines = (workdir / "out" / "incidents.jsonl").read_bytes().splitlines()
+    return [orjson.loads(line) for line in lines], summary
 
 
 def run_scenario(

@@ -11,23 +11,23 @@ import re
 from collections import Counter
 
 from telemetry_pipeline.detection import IncidentEvent
-from telemetry_pipeline.detection.tests.scenario import Run, minutes_after_start, run_scenario
+from telemetry_pipeline.detection.tests.scenario import (
+    FAULTS_RUN,
+    QUIET,
+    SLOW_BURN_PIPELINE,
+    SLOW_BURN_RUN,
+    STEADY_RUN,
+    Run,
+    minutes_after_start,
+    run_scenario,
+)
 
 _CARD_LIKE = re.compile(r"\d(?:[ -]?\d){12,18}")
-QUIET = {"services": 4, "incomplete_resource_share": 0.0, "base_error_rate": 0.0002, "pii_share": 0.0}
-FAULTS = [
-    {"kind": "leak", "service": "checkout", "leak": "card", "share": 0.3, "at": "30m", "for": "5m"},
-    {"kind": "error_spike", "service": "cart", "rate": 0.3, "at": "40m", "for": "5m"},
-    {"kind": "latency_regression", "service": "payment", "factor": 4, "at": "50m", "for": "20m"},
-    {"kind": "signal_stop", "service": "checkout", "signal": "logs", "at": "60m", "for": "40m"},
-    {"kind": "deploy", "service": "cart", "at": "80m", "span_name_ids": True},
-    {"kind": "silent", "service": "payment", "at": "90m", "for": "15m"},
-]
 
 
 @functools.cache
 def faults_run() -> Run:
-    return run_scenario({**QUIET, "duration": "2h", "rate": 3, "faults": FAULTS})
+    return run_scenario(FAULTS_RUN)
 
 
 def _first_trigger(run: Run, type_: str, service: str, subject: str | None = None) -> dict:
@@ -91,7 +91,7 @@ def test_every_incident_triggers_once_and_events_are_valid_json() -> None:
 
 
 def test_a_restart_with_open_incidents_emits_exactly_what_an_uninterrupted_run_does() -> None:
-    restarted = run_scenario({**QUIET, "duration": "2h", "rate": 3, "faults": FAULTS}, restart_at_step=47)
+    restarted = run_scenario(FAULTS_RUN, restart_at_step=47)
     uninterrupted = faults_run()
     before = {e.dedup_key for e in uninterrupted.events if minutes_after_start(e.observed_at) <= 47}
     assert len(before) >= 5  # open at the restart: the error spike, the pages it caused, the card leak
@@ -99,17 +99,7 @@ def test_a_restart_with_open_incidents_emits_exactly_what_an_uninterrupted_run_d
 
 
 def test_slow_burn_opens_a_ticket_and_never_pages() -> None:
-    run = run_scenario(
-        {
-            **QUIET,
-            "duration": "4h",
-            "rate": 3,
-            "faults": [
-                {"kind": "error_spike", "service": "cart", "rate": 0.003, "at": "30m", "for": "3h30m"}
-            ],
-        },
-        {"slos": [{"service": "cart", "availability": 99.9}]},
-    )
+    run = run_scenario(SLOW_BURN_RUN, SLOW_BURN_PIPELINE)
     tickets = run.of("slo_burn_rate", "cart", "trigger")
     assert [e.routing for e in tickets] == ["ticket"], [(e.routing, e.summary) for e in run.events]
     _delay(run, "slo_burn_rate", "cart", 30, "availability:ticket")
@@ -137,19 +127,7 @@ def test_an_outage_inside_a_maintenance_window_is_suppressed_and_after_it_pages(
 
 
 def test_a_steady_day_with_a_daily_cycle_isolated_errors_and_a_consumer_service_pages_nobody() -> None:
-    run = run_scenario(
-        {
-            **QUIET,
-            "base_error_rate": 0.0001,
-            "duration": "24h",
-            "rate": 0.5,
-            "daily_cycle": 0.6,
-            "consumer_services": ["cart"],
-            "faults": [
-                {"kind": "isolated_errors", "service": "payment", "count": 6, "at": "1h", "for": "22h"}
-            ],
-        }
-    )
+    run = run_scenario(STEADY_RUN)
     triggers = [e for e in run.events if e.action == "trigger"]
     print(
         f"\n[steady 24h] steps {run.steps}, triggers {len(triggers)}: "
