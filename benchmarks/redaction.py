@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,13 +144,14 @@ def _alternate(args: argparse.Namespace, argv: list[str]) -> int:
     runs: list[dict[str, Any]] = []
     for pair in range(args.pairs):
         for checkout, src in (("against", args.against.resolve()), ("this", own_src)):
-            out = args.out / f"{stamp}-redaction-ab-runs" / f"{pair}-{checkout}"
+            out = Path(tempfile.mkdtemp(prefix=f"redaction-ab-{pair}-{checkout}-"))  # the summary is kept
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(benchmarks)])}
             script = str(Path(__file__).resolve())
             command = [sys.executable, script, *child_argv, "--headline-only", "--out", str(out)]
             subprocess.run(command, env=env, check=True)
             (result,) = out.glob("*-redaction-headline.json")
             runs.append({"checkout": checkout, **orjson.loads(result.read_bytes())})
+            shutil.rmtree(out)
     ratios = {
         figure: [
             rate(this["spans_per_cpu_s"][figure], against["spans_per_cpu_s"][figure])
