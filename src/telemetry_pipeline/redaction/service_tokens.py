@@ -6,13 +6,15 @@ No rule table is kept here by hand. The rules come from:
   keyword-only plugins are left out (the generic secret detector covers those), and so are the
   plugins our own detectors cover (AWS, GitHub, Slack, Stripe, JWT, private keys, URL credentials,
   IP addresses);
-- our own rules (OWN_RULES), each written from the provider's published token format (named
-  beside it), where detect-secrets has none or a narrower one.
+- our own rules (OWN_RULES), each written by us from the provider's own published token format
+  (its page named beside it), where detect-secrets has none or a narrower one. No other scanner's
+  rule text is copied.
 
 A rule is either a token standing alone (its regex may not start inside a longer word) or a name
 assigned a value (the plugin's regex holds the name; its first group is the value). A candidate
-counts when its secret is no placeholder, reaches the minimum entropy and, where the format has
-digits, holds one (what separates a token from a word or an identifier). The secret is masked up
+counts when its secret is no placeholder, reaches the minimum entropy, where the format has
+digits holds one (what separates a token from a word or an identifier), and where the format has
+a checksum passes it (age keys: Bech32). The secret is masked up
 to the end of its run of token characters: a regex that stops early must not leave a tail beside
 the marker. Patterns use re.ASCII, as Hyperscan does, so its prefilter pass (each rule's own regex)
 finds a superset of what the rule matches.
