@@ -1,6 +1,13 @@
 """Redaction, the hot path: decode -> redact -> encode in spans per CPU second, on one core.
 
     .venv/bin/python benchmarks/redaction.py --attrs-min 8 --attrs-max 20 [--spans N] [...]
+    flock /work/wt/bench.lock .venv/bin/python benchmarks/redaction.py --attrs-min 8 --attrs-max 20 \
+        --against OLD_CHECKOUT/src [--pairs 3]
+
+With `--against`, the headline figures only (`--headline-only`), of another checkout's code and of
+this one, run alternately `--pairs` times (each run a fresh process, the other's `src/` first on
+PYTHONPATH) and written together to `results/<stamp>-redaction-ab.json`: a before/after ratio from
+one run on a shared machine.
 
 Trace messages of the generated workload (`telemetry_pipeline.generate`: 8-20 attributes per
 span, 5% of spans with PII by default), held in memory as protobuf payloads. Each timed pass uses
@@ -19,13 +26,18 @@ with each optimisation switched off, so their worth shows as ratios from the sam
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from _workload import add_workload_flags, build_workload, host_info, rate, run_stamp, write_json
 from rich.console import Console
 
@@ -115,6 +127,53 @@ def _search_one_alternation(strings: list[str]) -> float:
     return _search_each(strings, [re.compile(alternation)])
 
 
+def _alternate(args: argparse.Namespace, argv: list[str]) -> int:
+    """The headline of `args.against` and of this checkout, alternately, `args.pairs` times."""
+    child_argv = []
+    skip = False
+    for arg in argv:  # the same workload flags, without --against, --pairs and --out
+        if skip:
+            skip = False
+        elif arg in ("--against", "--pairs", "--out"):
+            skip = True
+        elif not arg.startswith(("--against=", "--pairs=", "--out=")):
+            child_argv.append(arg)
+    stamp = run_stamp()
+    own_src = Path(redaction.__file__).resolve().parents[2]
+    benchmarks = Path(__file__).resolve().parent
+    runs: list[dict[str, Any]] = []
+    for pair in range(args.pairs):
+        for checkout, src in (("against", args.against.resolve()), ("this", own_src)):
+            out = Path(tempfile.mkdtemp(prefix=f"redaction-ab-{pair}-{checkout}-"))  # the summary is kept
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(benchmarks)])}
+            script = str(Path(__file__).resolve())
+            command = [sys.executable, script, *child_argv, "--headline-only", "--out", str(out)]
+            subprocess.run(command, env=env, check=True)
+            (result,) = out.glob("*-redaction-headline.json")
+            runs.append({"checkout": checkout, **orjson.loads(result.read_bytes())})
+            shutil.rmtree(out)
+    ratios = {
+        figure: [
+            rate(this["spans_per_cpu_s"][figure], against["spans_per_cpu_s"][figure])
+            for against, this in zip(runs[::2], runs[1::2], strict=True)
+        ]
+        for figure in ("decode_redact_encode", "decode_redact_encode_prefiltered")
+    }
+    path = args.out / f"{stamp}-redaction-ab.json"
+    write_json(path, {
+        "what": "decode -> redact -> encode, another checkout ('against') and this one run alternately, "
+                "same workload; best of --passes passes each",
+        "command": " ".join(["benchmarks/redaction.py", *argv]),
+        "against": str(args.against), "this": str(own_src), "host": host_info(),
+        "ratio_this_to_against_per_pair": ratios, "runs": runs,
+    })
+    console = Console(stderr=True)
+    for figure, values in ratios.items():
+        console.print(f"  this/against {figure:34} {', '.join(f'{value:.2f}' for value in values)}")
+    console.print(f"written: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -130,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         "--regions", help="comma-separated redaction.regions (default: all; '' for none): what the "
         "national-id families of each region cost",
     )
+    parser.add_argument(
+        "--against", type=Path,
+        help="another checkout's src/ directory: time its headline and this checkout's alternately",
+    )
+    parser.add_argument("--pairs", type=int, default=3, help="with --against: how many alternating pairs")
     args = parser.parse_args(argv)
+    if args.against is not None:
+        return _alternate(args, sys.argv[1:] if argv is None else argv)
     console = Console(stderr=True)
     stamp = run_stamp()
 

@@ -18,6 +18,8 @@ confirms (a superset; a false hit only costs time), so:
 A key-name hit (a person key, a keyed rule, a word of a secret-key phrase) counts only when it lies
 in a key string (KeyValue.key, found by parsing the record down to the hit: RecordKind.keys) that
 has a rule: values such as "GET /v1/session", or "session" itself, are no reason to visit a span.
+A one-word phrase is only looked for where a key can end with it (_phrase_pattern), so that most
+such values ("/v1/session") are no hit at all.
 Each record with hits is walked once, for all of them.
 Maps and arrays nested beyond max_depth are masked whatever they hold: records with that many
 container headers are visited.

@@ -6,13 +6,15 @@ No rule table is kept here by hand. The rules come from:
   keyword-only plugins are left out (the generic secret detector covers those), and so are the
   plugins our own detectors cover (AWS, GitHub, Slack, Stripe, JWT, private keys, URL credentials,
   IP addresses);
-- our own rules (OWN_RULES), each written from the provider's published token format (named
-  beside it), where detect-secrets has none or a narrower one.
+- our own rules (OWN_RULES), each written by us from the provider's own published token format
+  (its page named beside it), where detect-secrets has none or a narrower one. No other scanner's
+  rule text is copied.
 
 A rule is either a token standing alone (its regex may not start inside a longer word) or a name
 assigned a value (the plugin's regex holds the name; its first group is the value). A candidate
-counts when its secret is no placeholder, reaches the minimum entropy and, where the format has
-digits, holds one (what separates a token from a word or an identifier). The secret is masked up
+counts when its secret is no placeholder, reaches the minimum entropy, where the format has
+digits holds one (what separates a token from a word or an identifier), and where the format has
+a checksum passes it (age keys: Bech32). The secret is masked up
 to the end of its run of token characters: a regex that stops early must not leave a tail beside
 the marker. Patterns use re.ASCII, as Hyperscan does, so its prefilter pass (each rule's own regex)
 finds a superset of what the rule matches.
@@ -78,18 +80,14 @@ DETECT_SECRETS_PLUGINS: dict[str, tuple[str, bool]] = {
     "twilio.TwilioKeyDetector": ("twilio", True),
 }
 
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 
 
-def bech32_valid(text: str) -> bool:
-    """Bech32's checksum (BIP 173: a BCH code over the human-readable part and the data)."""
-    lowered = text.lower()
-    hrp, separator, data = lowered.rpartition("1")
-    if not separator or len(data) < 6 or any(char not in _BECH32_CHARSET for char in data):
-        return False
-    values = [ord(char) >> 5 for char in hrp] + [0] + [ord(char) & 31 for char in hrp]
-    values += [_BECH32_CHARSET.index(char) for char in data]
+def bech32_polymod(hrp: str, data: list[int]) -> int:
+    """Bech32's checksum function (BIP 173: a BCH code over the human-readable part and the 5-bit
+    data values); a valid string's is 1."""
+    values = [ord(char) >> 5 for char in hrp] + [0] + [ord(char) & 31 for char in hrp] + data
     checksum = 1
     for value in values:
         top = checksum >> 25
@@ -97,7 +95,15 @@ def bech32_valid(text: str) -> bool:
         for bit, generator in enumerate(_BECH32_GENERATOR):
             if top >> bit & 1:
                 checksum ^= generator
-    return checksum == 1
+    return checksum
+
+
+def bech32_valid(text: str) -> bool:
+    """Whether `text` (any case) is Bech32 with a valid checksum."""
+    hrp, separator, data = text.lower().rpartition("1")
+    if not separator or len(data) < 6 or any(char not in BECH32_CHARSET for char in data):
+        return False
+    return bech32_polymod(hrp, [BECH32_CHARSET.index(char) for char in data]) == 1
 
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

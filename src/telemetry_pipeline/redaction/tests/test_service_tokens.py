@@ -26,10 +26,12 @@ import rstr
 
 from telemetry_pipeline.redaction.detectors import _GATES, Detector, find
 from telemetry_pipeline.redaction.service_tokens import (
+    BECH32_CHARSET,
     DETECT_SECRETS_PLUGINS,
     OWN_RULES,
     RULES,
     Rule,
+    bech32_polymod,
     bech32_valid,
     confirmed,
 )
@@ -53,27 +55,13 @@ class Tally:
     false_positives: int = 0
 
 
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
 def _with_bech32_checksum(token: str) -> str:
-    """`token` with its last six characters replaced by the one valid Bech32 checksum (found by
-    trying each character in turn would take 32**6 tries: solved by linearity instead, since the
-    checksum is linear in the data once the constant is removed)."""
+    """`token` with its last six characters replaced by its valid Bech32 checksum (as BIP 173's
+    encoder makes it: the checksum function over the data and six zeros, xor 1)."""
     body = token[:-6]
-    # The checksum of BIP 173, computed as its reference encoder does.
     hrp, _, data = body.lower().rpartition("1")
-    values = [ord(char) >> 5 for char in hrp] + [0] + [ord(char) & 31 for char in hrp]
-    values += [_BECH32_CHARSET.index(char) for char in data] + [0] * 6
-    checksum = 1
-    for value in values:
-        top = checksum >> 25
-        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
-        for bit, generator in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
-            if top >> bit & 1:
-                checksum ^= generator
-    checksum ^= 1
-    tail = "".join(_BECH32_CHARSET[(checksum >> 5 * (5 - index)) & 31] for index in range(6))
+    checksum = bech32_polymod(hrp, [BECH32_CHARSET.index(char) for char in data] + [0] * 6) ^ 1
+    tail = "".join(BECH32_CHARSET[checksum >> 5 * (5 - index) & 31] for index in range(6))
     return body + (tail.upper() if body.isupper() else tail)
 
 
