@@ -79,8 +79,8 @@ WORKLOAD = GeneratorConfig.model_validate(
         "faults": [fault for fault, _type, _subject in FAULT_INCIDENTS],
     }
 )
-# Lateness wider than a chunk's spread over partitions; idle_after keeps wall time (far past the
-# workload's event time) from moving the watermark.
+# Lateness no less than a chunk (below); idle_after keeps wall time (far past the workload's event
+# time) from moving the watermark.
 CONFIG: dict[str, Any] = {
     "worker": {"batch_within_s": 0.05},
     "sli": {"allowed_lateness": "5m", "idle_after": "1h"},
@@ -150,8 +150,8 @@ def test_worker_raises_each_faults_incident_on_its_service_as_replay_does(
             trigger = first_trigger(events, type_, fault["service"], subject)
             assert trigger, f"{shell}: no {expected}; triggers: {sorted(_triggers(events))}"
             delays.append(minutes_after_start(trigger["observed_at"]) - duration_ms(fault["at"]) / 60_000)
-        worker, replayed_ = (f"{delay:.0f}" for delay in delays)
-        print(f"[detection delay] {fault['kind']} -> {expected}: {worker} min (replay {replayed_})")
+        by_worker, by_replay = (f"{delay:.0f}" for delay in delays)
+        print(f"[detection delay] {fault['kind']} -> {expected}: {by_worker} min (replay {by_replay})")
     assert _triggers(worker_events) == _triggers(replay_events)
 
     triggers = [e for e in worker_events if e["action"] == "trigger"]
