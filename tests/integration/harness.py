@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
@@ -457,3 +458,60 @@ def produce_load(
                 producer.poll(0.1)
     if flush:
         assert producer.flush(120) == 0
+
+
+def event_time_chunks(
+    messages: Iterable[GeneratedMessage],
+    start_ns: int,
+    chunk: timedelta,
+    lead: dict[Signal, timedelta] | None = None,
+) -> list[list[GeneratedMessage]]:
+    """`messages` grouped by the `chunk` of event time (counted from `start_ns`) each falls in, in order;
+    a signal given a `lead` goes that much earlier (spans ahead of logs: a log at a chunk's end then
+    finds its trace's root span in its own chunk instead of waiting the enrichment hold's grace)."""
+    chunk_ns = chunk // timedelta(microseconds=1) * 1000
+    lead_ns = {signal: ahead // timedelta(microseconds=1) * 1000 for signal, ahead in (lead or {}).items()}
+    chunks: dict[int, list[GeneratedMessage]] = {}
+    for message in messages:
+        index = (message.event_time_ns - lead_ns.get(message.signal, 0) - start_ns) // chunk_ns
+        chunks.setdefault(max(index, 0), []).append(message)
+    return [chunks[index] for index in sorted(chunks)]
+
+
+class PacedFeed:
+    """Feeds a deployment's input topics one chunk of generated messages at a time, each spread
+    round-robin over a topic's partitions and sent once the previous chunk is through ingest (as many
+    records on the .clean topics as messages fed): every input partition's event time then moves
+    together and none falls behind the SLI watermark, as with a Collector sending live. `reader` reads
+    the .clean topics and the deployment's topics `also` (e.g. sli, incidents) from the beginning."""
+
+    def __init__(self, deployment: Deployment, partitions: int, also: Iterable[str] = ()) -> None:
+        self._deployment, self._partitions = deployment, partitions
+        self._clean = set(clean_topics(deployment))
+        self.reader = TopicReader(deployment.bootstrap, [*self._clean, *map(deployment.topic, also)])
+        self._sent = 0
+        self._next_partition = dict.fromkeys(Signal, 0)
+        self._values: dict[str, list[Any]] = {}  # topic -> JSON values of the `also` topics
+        self._decoded_until = 0
+
+    def send(self, chunk: list[GeneratedMessage]) -> None:
+        topics = self._deployment.generator_topics()
+        for signal in Signal:
+            records = [(m.key, m.payload) for m in chunk if m.signal is signal]
+            first = self._next_partition[signal]
+            self._next_partition[signal] += len(records)
+            targets = [(first + i) % self._partitions for i in range(len(records))]
+            produce(self._deployment.bootstrap, topics.for_signal(signal), records, targets)
+        self._sent += len(chunk)
+        self.reader.read_until(
+            lambda read: sum(m.topic() in self._clean for m in read) >= self._sent,
+            what=f"{self._sent} records on the .clean topics",
+        )
+
+    def values(self, name: str) -> list[Any]:
+        """The JSON values read so far from the deployment's topic `name` (each decoded once)."""
+        for message in self.reader.messages[self._decoded_until :]:
+            if message.topic() not in self._clean:
+                self._values.setdefault(message.topic(), []).append(orjson.loads(message.value()))
+        self._decoded_until = len(self.reader.messages)
+        return self._values.get(self._deployment.topic(name), [])

@@ -1,10 +1,10 @@
 """The incident scenarios (generator configs with their faults, and the incident each fault should
 raise), shared by the scenario tests and `benchmarks/incidents.py`, and two ways to run them:
-`run_scenario` (generated workload -> Core -> SliEngine -> Detection, in process, no Kafka) and
+`run_scenario` (generated workload -> Core -> Analysis, in process, no Kafka) and
 `replayed` (the real `replay` command's `run_replay` over a JSON Lines file).
 
-`run_scenario` stands in for the analysis object: partials the engine applies, and every redaction
-note, go to `Detection.note`; the snapshots of each evaluation step go to `Detection.observe`.
+`run_scenario` feeds the analysis core (`Analysis`) as the shells do, in process, from protobuf:
+cheaper than replay's OTLP/JSON, so the long runs (a day) stay short.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from typing import Any
 
 import orjson
 
+from telemetry_pipeline.analysis import Analysis, AnalysisStep
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, InputRecord
-from telemetry_pipeline.detection import Detection, IncidentEvent
+from telemetry_pipeline.detection import IncidentEvent
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.generate import GeneratedMessage, GeneratorConfig, context_records, iter_messages
 from telemetry_pipeline.generate.sinks import write_jsonl
 from telemetry_pipeline.otlp import Encoding
 from telemetry_pipeline.replay import ReplaySummary, run_replay
-from telemetry_pipeline.sli import SliEngine, SliSnapshot
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 BATCH = 32
@@ -76,7 +76,6 @@ STEADY_RUN = {
 @dataclass
 class Run:
     events: list[IncidentEvent] = field(default_factory=list)
-    detection: Detection | None = None
     steps: int = 0
 
     def of(self, type_: str | None = None, service: str | None = None, action: str | None = None) -> list:
@@ -134,28 +133,27 @@ def replayed(
 def run_scenario(
     generator: dict[str, Any], pipeline: dict[str, Any] | None = None, *, restart_at_step: int | None = None
 ) -> Run:
-    """Generate with `generator` (GeneratorConfig fields) and run it through the pure pipeline. With
-    `restart_at_step`, detection's state goes through JSON into a new `Detection` after that step, as
-    a worker restart recovers it."""
+    """Generate with `generator` (GeneratorConfig fields) and run it through the pure pipeline: the
+    ingest core and the analysis core, as both shells do. With `restart_at_step`, the analysis state
+    goes through JSON into a new `Analysis` once that step is out, as a worker restart recovers it."""
     gen = GeneratorConfig.model_validate({"start_time": START, **generator})
     config = PipelineConfig.model_validate(pipeline or {})
     users, catalog = context_records(gen)
     directory = UserDirectory()
     directory.load(users)
     core = Core(config, trace_store={}, users=directory, services=catalog, wall_clock=False)
-    engine = SliEngine(config.sli, core.slos, store={})
-    detection = Detection(config.detection, core.slos, catalog, config.maintenance)
-    run = Run(detection=detection)
+    store: dict[str, dict] = {}
+    analysis = Analysis(config, services=catalog, store=store)
+    run = Run()
 
-    def observe(snapshots: list[SliSnapshot]) -> None:
-        nonlocal detection
-        for _, step in itertools.groupby(snapshots, key=lambda s: s.window_end):
-            run.events.extend(detection.observe(list(step)))
-            run.steps += 1
-            if run.steps == restart_at_step:
-                saved = orjson.loads(orjson.dumps(detection.state()))
-                detection = Detection(config.detection, core.slos, catalog, config.maintenance)
-                detection.restore(saved)
+    def take(step: AnalysisStep) -> None:
+        nonlocal analysis, store
+        steps_before = run.steps
+        run.events.extend(step.incidents)
+        run.steps += len({snapshot.window_end for snapshot in step.snapshots})
+        if restart_at_step is not None and steps_before < restart_at_step <= run.steps:
+            store = orjson.loads(orjson.dumps(store))
+            analysis = Analysis(config, services=catalog, store=store)
 
     messages = iter_messages(gen)
     position = itertools.count()
@@ -164,11 +162,7 @@ def run_scenario(
             InputRecord(m.signal, m.key, m.encoded(Encoding.PROTO), f"in-{m.signal}", next(position))
             for m in batch
         ]
-        result = core.process(records, 0, final=True)
-        applied = [p for p in result.partials if not p.is_redaction_note]
-        engine.add(applied)
-        detection.note(result.partials)
-        observe(engine.advance())
-    observe(engine.flush())
-    run.detection = detection
+        analysis.add(core.process(records, 0, final=True).partials)
+        take(analysis.advance())
+    take(analysis.flush())
     return run

@@ -1,4 +1,4 @@
-"""Generated workloads through the pure pipeline (Core -> SliEngine -> Detection), no Kafka.
+"""Generated workloads through the pure pipeline (Core -> Analysis), no Kafka.
 
 `pytest -s` prints the detection delay per fault type, triggers per incident and the steady run's
 triggers: the figures the issue asks for.
