@@ -329,18 +329,6 @@ def generated_load(
     return [(m.signal, m.key, m.payload) for m in iter_messages(config) if not m.is_garbage]
 
 
-def event_time_chunks(
-    messages: Iterable[GeneratedMessage], start_ns: int, chunk: timedelta
-) -> list[list[GeneratedMessage]]:
-    """Generated messages in chunks of `chunk` of event time from `start_ns`, in order: fed one at a
-    time, each once the previous is through, every partition's event time moves steadily."""
-    chunk_ns = chunk // timedelta(microseconds=1) * 1000
-    chunks: dict[int, list[GeneratedMessage]] = {}
-    for message in messages:
-        chunks.setdefault((message.event_time_ns - start_ns) // chunk_ns, []).append(message)
-    return [chunks[index] for index in sorted(chunks)]
-
-
 def count_items(messages: Iterable[tuple[Signal, bytes]]) -> Counter[tuple]:
     """Every item id of (signal, payload) pairs, with how often it occurs."""
     counted: Counter[tuple] = Counter()
