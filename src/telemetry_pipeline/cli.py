@@ -19,6 +19,12 @@ class CommandError(Exception):
     """A mistake on the command line that the user can fix, said in one line."""
 
 
+# Where an operator changes what the worker waits for at start.
+WORKER_BROKER_SETTINGS = (
+    "the address is kafka.bootstrap_servers (environment: TP_KAFKA__BOOTSTRAP_SERVERS), the wait "
+    "worker.startup_timeout_s"
+)
+
 # What the user can fix: one line on stderr and exit 2, never a traceback.
 USER_ERRORS = (CommandError, ConfigError, InputFileError, ContextFileError)
 
@@ -88,13 +94,14 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
 
 def _worker(args: argparse.Namespace) -> int:
     from telemetry_pipeline.app import run_worker
-    from telemetry_pipeline.app.startup import BrokerUnreachable, ChangelogPartitionsMismatch, await_broker
+    from telemetry_pipeline.app.startup import ChangelogPartitionsMismatch
+    from telemetry_pipeline.kafka.connection import KafkaUnavailable, await_broker
 
     config = _load(args)
     try:
-        await_broker(config.kafka, config.worker.startup_timeout_s)
+        await_broker(config.kafka, config.worker.startup_timeout_s, settings_hint=WORKER_BROKER_SETTINGS)
         run_worker(config, loglevel=args.loglevel)
-    except (BrokerUnreachable, ChangelogPartitionsMismatch) as exc:
+    except (KafkaUnavailable, ChangelogPartitionsMismatch) as exc:
         print(f"telemetry-pipeline: {exc}", file=sys.stderr)
         return 1
     return 0

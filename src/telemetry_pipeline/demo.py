@@ -45,6 +45,7 @@ from telemetry_pipeline.generate import (
 from telemetry_pipeline.generate.commands import QUIET_PRODUCER, paced
 from telemetry_pipeline.generate.config import ErrorSpike, LatencyRegression
 from telemetry_pipeline.kafka import broker, topics
+from telemetry_pipeline.kafka.connection import librdkafka_settings
 from telemetry_pipeline.sli.config import duration_ms
 
 # An hour of event time: the checkout outage early on pages, and its page resolves once the 30-minute
@@ -228,7 +229,7 @@ def _topic_names(bootstrap: str) -> list[str]:
     """Every topic on the broker, the worker's changelogs included."""
     from confluent_kafka.admin import AdminClient
 
-    return list(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics)
+    return list(AdminClient(librdkafka_settings(bootstrap)).list_topics(timeout=30).topics)
 
 
 def _run_load(
@@ -267,7 +268,7 @@ def _watch(
 ) -> bool:
     """Show the snapshots until they cover all generated traffic; False when something failed."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"demo-{os.getpid()}", "enable.auto.commit": False}
+        {**librdkafka_settings(bootstrap), "group.id": f"demo-{os.getpid()}", "enable.auto.commit": False}
     )
     # The run's own topics, read from their start; assigned, not subscribed: no consumer group to join.
     watched = [config.topics.sli, config.topics.dlq, config.topics.incidents]

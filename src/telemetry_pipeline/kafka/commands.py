@@ -3,37 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
+from telemetry_pipeline.config import KafkaConfig, load_config
 from telemetry_pipeline.kafka import broker, topics
+from telemetry_pipeline.kafka.connection import KafkaUnavailable, await_broker
+
+__all__ = ["KafkaUnavailable", "register", "require_reachable"]
 
 BOOTSTRAP_ENV = "TP_KAFKA__BOOTSTRAP_SERVERS"
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PORT = 9092
 # How long a command waits for a broker to answer before it says there is none.
 REACH_TIMEOUT_S = 10.0
 
 
-class KafkaUnavailable(RuntimeError):
-    """No broker answered, or it refused the data: said in one line, naming the address."""
-
-
-def require_reachable(bootstrap: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
-    """Fail within `timeout_s` when no broker answers at `bootstrap`: a producer would retry for
-    minutes, with librdkafka logging every refused connection, before it gave up."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    try:
-        admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise KafkaUnavailable(
-            f"no Kafka broker answered at {bootstrap} within {timeout_s:.0f} s ({exc.args[0].str()})"
-        ) from None
+def require_reachable(kafka: KafkaConfig | str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """Fail within `timeout_s` when no broker answers: a producer would retry for minutes, with
+    librdkafka logging every refused connection, before it gave up. Quiet until then (a command's
+    error is one line)."""
+    await_broker(kafka, timeout_s, settings_hint="the address is --bootstrap", log_attempts=False)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     topics_parser = subparsers.add_parser("topics", help="topics as code")
     topic_actions = topics_parser.add_subparsers(required=True, metavar="ACTION")
     apply = topic_actions.add_parser("apply", help="create or update the topics declared in the topic files")
+    apply.add_argument("--config", type=Path, default=None,
+                       help="YAML configuration file: its kafka section (address, TLS, SASL) is used")
     apply.add_argument("--bootstrap", metavar="HOST:PORT", default=None,
-                       help=f"Kafka bootstrap servers (default ${BOOTSTRAP_ENV} or {DEFAULT_BOOTSTRAP})")
+                       help=f"Kafka bootstrap servers (default: the config's kafka.bootstrap_servers, "
+                            f"${BOOTSTRAP_ENV} or 127.0.0.1:9092)")
     apply.add_argument("--dir", type=Path, default=None,
                        help="directory of topic files (default: the project's topics/)")
     apply.add_argument("--partitions", type=int, default=None, help="partition count for every topic")
@@ -102,7 +97,11 @@ def _broker_status(args: argparse.Namespace) -> int:
 
 
 def _topics_apply(args: argparse.Namespace) -> int:
-    bootstrap = args.bootstrap or os.environ.get(BOOTSTRAP_ENV) or DEFAULT_BOOTSTRAP
+    # The worker's connection settings (file, then TP_KAFKA__* environment), so the admin client
+    # speaks the same protocol and credentials as the worker; --bootstrap names another address.
+    kafka = load_config(args.config).kafka
+    if args.bootstrap:
+        kafka = kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
     specs = topics.load_specs(args.dir or topics.default_topics_dir())
-    print(topics.apply(bootstrap, specs, partitions=args.partitions))
+    print(topics.apply(kafka, specs, partitions=args.partitions))
     return 0

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from confluent_kafka import KafkaError, KafkaException
@@ -29,6 +29,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from telemetry_pipeline.kafka.connection import librdkafka_settings
+
+if TYPE_CHECKING:
+    from telemetry_pipeline.config import KafkaConfig
 
 TOPICS_DIR_NAME = "topic_files"
 REQUEST_TIMEOUT_S = 30.0
@@ -99,20 +104,23 @@ def load_specs(directory: Path) -> list[TopicSpec]:
 
 
 def apply(
-    bootstrap: str, specs: Iterable[TopicSpec], *, partitions: int | None = None, name_prefix: str = "",
+    kafka: KafkaConfig | str, specs: Iterable[TopicSpec], *, partitions: int | None = None,
+    name_prefix: str = "",
 ) -> ApplyReport:
-    """Make the topics match `specs` (named `name_prefix + name`); `partitions` overrides every count."""
+    """Make the topics match `specs` (named `name_prefix + name`); `partitions` overrides every count.
+    `kafka`: the connection settings, or a PLAINTEXT address (`kafka.connection.librdkafka_settings`)."""
     wanted = {
         name_prefix + spec.name: spec.model_copy(update={
             "name": name_prefix + spec.name, "partitions": partitions or spec.partitions,
         })
         for spec in specs
     }
-    admin = _admin(bootstrap)
+    admin = _admin(kafka)
     try:
         served = admin.list_topics(timeout=REQUEST_TIMEOUT_S).topics
     except KafkaException as exc:
-        raise TopicError(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()}") from None
+        address = kafka if isinstance(kafka, str) else kafka.bootstrap_servers
+        raise TopicError(f"cannot reach Kafka at {address}: {exc.args[0].str()}") from None
     existing = {name: len(topic.partitions) for name, topic in served.items() if name in wanted}
     report = ApplyReport()
     missing = [spec for name, spec in wanted.items() if name not in existing]
@@ -154,10 +162,10 @@ def apply(
     return report
 
 
-def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
+def delete_topics(kafka: KafkaConfig | str, names: Sequence[str]) -> None:
     """Delete `names` (for tests and benchmarks); topics that do not exist are ignored."""
     if names:
-        admin = _admin(bootstrap)  # referenced until the futures are done, or librdkafka aborts them
+        admin = _admin(kafka)  # referenced until the futures are done, or librdkafka aborts them
         _wait(admin.delete_topics(list(names), request_timeout=REQUEST_TIMEOUT_S), "delete",
               tolerate=KafkaError.UNKNOWN_TOPIC_OR_PART)
         deadline = time.monotonic() + REQUEST_TIMEOUT_S
@@ -201,10 +209,10 @@ def _wait_until_served(admin: AdminClient, specs: list[TopicSpec]) -> None:
         time.sleep(0.1)
 
 
-def _admin(bootstrap: str) -> AdminClient:
+def _admin(kafka: KafkaConfig | str) -> AdminClient:
     # Every failure surfaces as an exception naming it; librdkafka's own log would repeat each
     # refused connection every 50 ms while a broker is unreachable.
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
+    return AdminClient({**librdkafka_settings(kafka), "log_level": 2})
 
 
 def _wait(futures: dict, action: str, tolerate: int | None = None) -> dict[str, Any]:
