@@ -13,11 +13,10 @@ from tests.chaos.conftest import ChaosTable
 from tests.integration.harness import (
     OutputItems,
     TopicReader,
+    await_committed,
     await_worker_ready,
-    committed_offsets,
     count_items,
     deploy,
-    end_offsets,
     generated_load,
     produce,
     running_worker,
@@ -72,6 +71,10 @@ def test_oversized_record_goes_to_the_dlq_as_a_reference_and_nothing_is_lost(
                 timeout_s=90,
                 what="every span on .clean and the oversized record's reference on the DLQ",
             )
+            # Nothing stalls: the worker goes on to commit every record, the oversized one included.
+            # (Checked while it runs: a stop right after the outputs were written may come before
+            # their inputs were acknowledged, and leave those to the next worker, at-least-once.)
+            await_committed(d, [spans_topic])
     finally:
         reader.close()
     [reference] = [m for m in reader.messages if m.topic().endswith("dlq") and m.key() == oversized_key]
@@ -80,7 +83,5 @@ def test_oversized_record_goes_to_the_dlq_as_a_reference_and_nothing_is_lost(
     assert int(headers["value.omitted.bytes"]) == len(oversized)
     assert headers["source.topic"] == spans_topic.encode()
     assert b"too large" in headers["error"]
-    # Stopped gracefully after every output was delivered: everything is committed, nothing stalls.
-    assert committed_offsets(d, spans_topic) == end_offsets(kafka_bootstrap, spans_topic)
     out = outputs.items
     chaos_table.add(fault, expected, out, recovery="no restart needed")
