@@ -137,6 +137,7 @@ def _writable_folder(path: Path) -> None:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = _load(args)
+    config.redaction.load_key(production=config.environment == "production")  # says if the dev key stands in
     print(f"configuration valid ({config.environment}); {len(config.slos)} SLOs")
     return 0
 

@@ -126,7 +126,9 @@ def test_worker_round_trip_over_sasl_ssl(kafka_secure: Broker, tmp_path: Path) -
         assert secure.password not in written and HMAC_KEY not in written
 
 
-def test_topics_apply_over_sasl_ssl_with_the_workers_config(kafka_secure: Broker, tmp_path: Path) -> None:
+def test_topics_apply_and_generate_over_sasl_ssl_with_the_workers_config(
+    kafka_secure: Broker, tmp_path: Path
+) -> None:
     secure = kafka_secure.secure
     assert secure is not None
     name = f"t{uuid.uuid4().hex[:8]}-sasl-applied"
@@ -136,14 +138,16 @@ def test_topics_apply_over_sasl_ssl_with_the_workers_config(kafka_secure: Broker
     kafka = _secure_kafka(kafka_secure, tmp_path / "sasl-password")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TP_")}
 
-    def topics_apply(kafka_section: dict) -> subprocess.CompletedProcess[str]:
+    def cli(kafka_section: dict, *command: str) -> subprocess.CompletedProcess[str]:
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump({"kafka": kafka_section}))
         return subprocess.run(
-            [sys.executable, "-m", "telemetry_pipeline.cli", "topics", "apply", "--config", str(config),
-             "--dir", str(topic_dir)],
+            [sys.executable, "-m", "telemetry_pipeline.cli", *command, "--config", str(config)],
             capture_output=True, text=True, timeout=120, env=env, check=False,
         )
+
+    def topics_apply(kafka_section: dict) -> subprocess.CompletedProcess[str]:
+        return cli(kafka_section, "topics", "apply", "--dir", str(topic_dir))
 
     applied = topics_apply(kafka)
     assert applied.returncode == 0, applied.stderr
@@ -151,6 +155,12 @@ def test_topics_apply_over_sasl_ssl_with_the_workers_config(kafka_secure: Broker
     # Seen through the PLAINTEXT listener: the topic is there as its file says.
     listed = AdminClient({"bootstrap.servers": kafka_secure.bootstrap}).list_topics(timeout=20).topics
     assert len(listed[name].partitions) == 3
+    # The load generator speaks SASL_SSL from the same section, into the applied topic.
+    generated = cli(kafka, "generate", "--to", "kafka", "--duration", "5s", "--rate", "2", "--no-gateway",
+                    "--topic-traces", name, "--topic-logs", name, "--topic-metrics", name)
+    assert generated.returncode == 0, generated.stderr
+    written = read_all(kafka_secure.bootstrap, [name])
+    assert written and all(m.topic() == name for m in written), "generate wrote nothing over SASL_SSL"
     # Over SASL_SSL for real: a wrong password is refused, in one line that shows neither password
     # (after the config's own warnings, e.g. that it names no HMAC key).
     (tmp_path / "wrong-password").write_text("not-the-password")
@@ -160,5 +170,6 @@ def test_topics_apply_over_sasl_ssl_with_the_workers_config(kafka_secure: Broker
     assert refused.stderr.strip().splitlines()[-1].startswith(
         f"telemetry-pipeline: cannot reach Kafka at {secure.sasl_ssl_bootstrap}"
     ), refused.stderr
-    for output in (applied.stdout + applied.stderr, refused.stdout + refused.stderr):
+    for output in (applied.stdout + applied.stderr, generated.stdout + generated.stderr,
+                   refused.stdout + refused.stderr):
         assert secure.password not in output and "not-the-password" not in output

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from telemetry_pipeline.generate.config import Fault, GeneratorConfig, OutputTopics, parse_duration
 from telemetry_pipeline.generate.model import GeneratedMessage
-from telemetry_pipeline.kafka.commands import KafkaUnavailable, require_reachable
+from telemetry_pipeline.kafka.commands import KafkaUnavailable, kafka_settings, require_reachable
 from telemetry_pipeline.otlp import Encoding
 
 _FAULT_HELP = (
@@ -68,7 +68,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path("otlp.jsonl"),
         help="file for --to file (OTLP/JSON Lines, gzip if it ends in .gz)",
     )
-    parser.add_argument("--bootstrap", default="localhost:9092", metavar="HOST:PORT")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML configuration file: its kafka section (address, TLS, SASL) is used for --to kafka",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        default=None,
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: the config's kafka.bootstrap_servers, "
+        "$TP_KAFKA__BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
+    )
     parser.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.PROTO.value)
     parser.add_argument("--compression", default="none", help="Kafka compression.type (none, lz4, zstd ...)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -213,8 +225,9 @@ def _run(args: argparse.Namespace) -> int:
     if pace is not None and (not isinstance(pace, timedelta) or pace <= timedelta(0)):
         raise OptionError("--pace: expected a positive duration such as 90s or 10m")
     topics = OutputTopics(**{f: getattr(args, f"topic_{f}") for f in OutputTopics.model_fields})
+    kafka = kafka_settings(args.config, args.bootstrap)
     if args.to == "kafka" or args.publish_context:
-        require_reachable(args.bootstrap)
+        require_reachable(kafka)
     if args.context_out is not None or args.publish_context:
         users, services = context_records(config)
         if args.context_out is not None:
@@ -223,7 +236,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.publish_context:
             with _delivery_reported():
                 published = produce_context(
-                    users, services, args.bootstrap, topics, producer_config=QUIET_PRODUCER
+                    users, services, kafka, topics, producer_config=QUIET_PRODUCER
                 )
             print(f"context: {published}")
     records: Counter[str] = Counter()
@@ -241,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
         with _delivery_reported():
             counts = produce_kafka(
                 messages,
-                args.bootstrap,
+                kafka,
                 topics,
                 Encoding(args.encoding),
                 compression=args.compression,

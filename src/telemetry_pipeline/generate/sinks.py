@@ -10,8 +10,10 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from telemetry_pipeline.config import KafkaConfig
 from telemetry_pipeline.generate.config import OutputTopics
 from telemetry_pipeline.generate.model import GeneratedMessage
+from telemetry_pipeline.kafka.connection import librdkafka_settings
 from telemetry_pipeline.otlp import Encoding, message_to_json
 
 USERS_FILE = "users.jsonl"
@@ -73,12 +75,16 @@ def write_context_files(
 
 
 def _producer(
-    bootstrap: str, linger_ms: int, batch_size: int, compression: str, extra: Mapping[str, Any] | None
+    kafka: KafkaConfig | str,
+    linger_ms: int,
+    batch_size: int,
+    compression: str,
+    extra: Mapping[str, Any] | None,
 ) -> Producer:
     from confluent_kafka import Producer as KafkaProducer
 
     settings: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
+        **librdkafka_settings(kafka),  # TLS and SASL as the worker speaks them
         "linger.ms": linger_ms,
         "batch.size": batch_size,
         "compression.type": compression,
@@ -129,7 +135,7 @@ def _finish(producer: Producer, deliveries: _Deliveries, sent: int, flush_timeou
 
 def produce_kafka(
     messages: Iterable[GeneratedMessage],
-    bootstrap: str,
+    kafka: KafkaConfig | str,
     topics: OutputTopics | None = None,
     encoding: Encoding = Encoding.PROTO,
     *,
@@ -146,7 +152,7 @@ def produce_kafka(
     `compression` is librdkafka's compression.type (none, lz4, zstd, gzip, snappy).
     """
     topics = topics or OutputTopics()
-    producer = producer or _producer(bootstrap, linger_ms, batch_size, compression, producer_config)
+    producer = producer or _producer(kafka, linger_ms, batch_size, compression, producer_config)
     deliveries = _Deliveries()
     counts: Counter[str] = Counter()
     for message in messages:
@@ -160,7 +166,7 @@ def produce_kafka(
 def produce_context(
     users: Mapping[str, dict[str, Any]],
     services: Mapping[str, dict[str, Any]],
-    bootstrap: str,
+    kafka: KafkaConfig | str,
     topics: OutputTopics | None = None,
     *,
     producer_config: Mapping[str, Any] | None = None,
@@ -169,7 +175,7 @@ def produce_context(
 ) -> dict[str, int]:
     """Publish the context tables to their compacted topics: key = id, value = JSON object."""
     topics = topics or OutputTopics()
-    producer = producer or _producer(bootstrap, 5, 1_000_000, "none", producer_config)
+    producer = producer or _producer(kafka, 5, 1_000_000, "none", producer_config)
     deliveries = _Deliveries()
     counts: Counter[str] = Counter()
     for topic, records in ((topics.user_context, users), (topics.service_catalog, services)):

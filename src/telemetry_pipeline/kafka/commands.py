@@ -96,12 +96,15 @@ def _broker_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def kafka_settings(config: Path | None, bootstrap: str | None) -> KafkaConfig:
+    """The worker's connection settings (file, then TP_KAFKA__* environment), so a command's clients
+    speak the same protocol and credentials as the worker; `bootstrap` names another address."""
+    kafka = load_config(config).kafka
+    return kafka.model_copy(update={"bootstrap_servers": bootstrap}) if bootstrap else kafka
+
+
 def _topics_apply(args: argparse.Namespace) -> int:
-    # The worker's connection settings (file, then TP_KAFKA__* environment), so the admin client
-    # speaks the same protocol and credentials as the worker; --bootstrap names another address.
-    kafka = load_config(args.config).kafka
-    if args.bootstrap:
-        kafka = kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
+    kafka = kafka_settings(args.config, args.bootstrap)
     specs = topics.load_specs(args.dir or topics.default_topics_dir())
     print(topics.apply(kafka, specs, partitions=args.partitions))
     return 0

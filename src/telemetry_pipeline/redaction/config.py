@@ -110,8 +110,9 @@ class RedactionConfig(BaseModel):
     def detector_action(self, detector: Detector) -> Action:
         return self.detectors.get(detector, Action.MASK)
 
-    def load_key(self, production: bool) -> bytes:
-        """The HMAC key; a ValueError naming the field when production has none."""
+    def load_key(self, production: bool, warn: bool = True) -> bytes:
+        """The HMAC key; a ValueError naming the field when production has none. `warn`: say when the
+        public development key stands in (where a key is used, not where a config is only checked)."""
         if self.hmac_key is not None and self.hmac_key_file is not None:
             raise ValueError("redaction.hmac_key and redaction.hmac_key_file are both set: keep one")
         if self.hmac_key is not None:
@@ -128,7 +129,8 @@ class RedactionConfig(BaseModel):
                 "set TP_REDACTION__HMAC_KEY or point hmac_key_file at a file holding the key"
             )
         else:
-            _warn_dev_key()
+            if warn:
+                _warn_dev_key()
             return DEV_HMAC_KEY
         if len(key) < 16:
             raise ValueError("redaction.hmac_key: the key must be at least 16 bytes")
