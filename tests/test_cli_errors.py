@@ -90,6 +90,28 @@ def test_replay_with_a_malformed_context_file_names_file_and_line(inputs: Path) 
     assert_one_line_error(result, "users.jsonl:2: expected")
 
 
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, ["no topic files", "topics"]),
+        ({"a.yaml": 'name: "s3cret-topic\npartitions: 3\n'}, ["a.yaml", "line 3, column 1"]),
+        ({"a.yaml": "name: s3cret-topic\npartitions: many\n"}, ["a.yaml", "partitions"]),
+    ],
+    ids=["empty folder", "invalid YAML", "invalid field"],
+)
+def test_topics_apply_file_mistakes_exit_2_naming_the_file(
+    tmp_path: Path, files: dict[str, str], expected: list[str]
+) -> None:
+    (tmp_path / "topics").mkdir()
+    for name, text in files.items():
+        (tmp_path / "topics" / name).write_text(text)
+    # No broker is needed: the files are read first, and the address is never reached.
+    result = run_cli(tmp_path, "topics", "apply", "--dir", "topics", "--bootstrap", "127.0.0.1:1")
+    stderr = assert_one_line_error(result, *expected)
+    assert result.returncode == 2
+    assert "s3cret" not in stderr
+
+
 def test_invalid_yaml_says_file_line_and_column_not_the_content(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text('kafka:\n  sasl_password: "hunter2-s3cret\n  x: 1\n')
     stderr = assert_one_line_error(

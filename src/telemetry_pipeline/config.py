@@ -237,7 +237,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         except UnicodeDecodeError:
             raise ConfigError(f"config file {path} is not UTF-8 text") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: {_describe_yaml_error(exc)}") from None
+            raise ConfigError(f"config file {path}: {describe_yaml_error(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded or {}
@@ -247,14 +247,15 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     try:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration{where}: {_describe(exc, overridden)}") from None
+        problems = describe_validation_error(exc, overridden)
+        raise ConfigError(f"invalid configuration{where}: {problems}") from None
     missing = _missing_files(config, overridden)
     if missing:
         raise ConfigError(f"invalid configuration{where}: " + "; ".join(missing))
     return config
 
 
-def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
     """Where the YAML is wrong and what is expected there, never the text itself: it may hold a secret."""
     mark = getattr(exc, "problem_mark", None)
     # The parser's problem names token kinds ("mapping values are not allowed here"); a quoted part
@@ -311,14 +312,14 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str
     return overridden
 
 
-def _describe(exc: ValidationError, overridden: Mapping[str, str]) -> str:
+def describe_validation_error(exc: ValidationError, overridden: Mapping[str, str] | None = None) -> str:
     """One line: each failing field, where it came from and what is wrong with it."""
     problems = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"])
         # error["msg"] describes the constraint; the input itself is left out since it may be secret.
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{field}{_origin(field, overridden)}: {message}" if field else message)
+        problems.append(f"{field}{_origin(field, overridden or {})}: {message}" if field else message)
     return "; ".join(problems)
 
 

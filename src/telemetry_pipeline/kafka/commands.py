@@ -64,7 +64,7 @@ def _reporting_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[arg
             return run(args)
         except (broker.BrokerError, topics.TopicError, KafkaException) as exc:
             print(f"telemetry-pipeline: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, topics.TopicFileError) else 1
 
     return reported
 

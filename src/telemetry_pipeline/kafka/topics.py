@@ -30,6 +30,7 @@ from confluent_kafka.admin import (
 )
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from telemetry_pipeline.config import describe_validation_error, describe_yaml_error
 from telemetry_pipeline.kafka.connection import librdkafka_settings
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ class TopicSpec(BaseModel):
 
 class TopicError(RuntimeError):
     """A topic file is invalid, or the broker refused a change (the message names the topics)."""
+
+
+class TopicFileError(TopicError):
+    """The topic files are missing or invalid: the user's to fix (the message names the file, never
+    its text)."""
 
 
 @dataclass
@@ -89,17 +95,19 @@ def load_specs(directory: Path) -> list[TopicSpec]:
     """Every `*.yaml` file in `directory` (one topic each), sorted by file name."""
     paths = sorted(Path(directory).glob("*.yaml"))
     if not paths:
-        raise TopicError(f"no topic files (*.yaml) in {directory}")
+        raise TopicFileError(f"no topic files (*.yaml) in {directory}")
     specs: list[TopicSpec] = []
     for path in paths:
         try:
             specs.append(TopicSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))))
-        except (yaml.YAMLError, ValidationError) as exc:
-            raise TopicError(f"{path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise TopicFileError(f"{path}: {describe_yaml_error(exc)}") from None
+        except ValidationError as exc:
+            raise TopicFileError(f"{path}: {describe_validation_error(exc)}") from None
     names = [spec.name for spec in specs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise TopicError(f"topics declared twice in {directory}: {', '.join(duplicates)}")
+        raise TopicFileError(f"topics declared twice in {directory}: {', '.join(duplicates)}")
     return specs
 
 
