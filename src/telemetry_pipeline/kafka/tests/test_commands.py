@@ -47,9 +47,3 @@ def test_topics_apply_takes_the_bootstrap_from_the_environment(
         topics.delete_topics(kafka_bootstrap, [name])
 
 
-def test_topics_apply_reports_a_bad_topic_file_without_a_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
-    (tmp_path / "bad.yaml").write_text("name: bad\npartitions: 0\n")
-    assert main(["topics", "apply", "--dir", str(tmp_path)]) == 1
-    assert "bad.yaml" in capsys.readouterr().err
