@@ -134,10 +134,15 @@ class _WorkerRun:
         self.reader.read_until(done, timeout_s=timeout_s, what=f"{len(expected)} snapshots")
 
     def late_dropped(self) -> int:
-        """From the SLI state the worker persisted (its changelog), the last value per service."""
+        """From the SLI state the worker persisted (its changelog): per service, the highest count it
+        wrote. Not the last value: once idle, the wall clock ages every service out and deletes it."""
         changelog = self.deployment.topic("app-sli-state-changelog")
-        last = {m.key(): m.value() for m in read_all(self.deployment.bootstrap, [changelog])}
-        return sum(orjson.loads(value)["late_dropped"] for value in last.values() if value is not None)
+        highest: dict[bytes, int] = {}
+        for message in read_all(self.deployment.bootstrap, [changelog]):
+            if message.value() is not None:
+                late = orjson.loads(message.value())["late_dropped"]
+                highest[message.key()] = max(highest.get(message.key(), 0), late)
+        return sum(highest.values())
 
     def log_coverage(self, rooted: set[bytes]) -> float:
         clean = read_all(self.deployment.bootstrap, [self.deployment.topic("otlp_logs.clean")])
