@@ -92,7 +92,8 @@ class SliEngine:
         # The channels partials reach this engine through (the worker's `sli-partials` partitions): each
         # carries a source's partials in the source's order, but channels are read at their own pace.
         self._channels: list[str | None] = [None]
-        self._progress: dict[tuple[str, str | None], int] = {}  # (source, channel) -> newest event time
+        # Per source, per channel: newest event time come through it, and the wall time it last came.
+        self._progress: dict[str, dict[str | None, list]] = {}
         self._watermark_ms: int | None = None
         self.adopt()
 
@@ -162,8 +163,9 @@ class SliEngine:
         applied: list[SliPartial] = []
         for partial in partials:
             # Progress counts redelivered partials too: the channel has passed them.
-            key = (partial.source, channel)
-            self._progress[key] = max(self._progress.get(key, partial.max_time_ms), partial.max_time_ms)
+            channels = self._progress.setdefault(partial.source, {})
+            through = channels.setdefault(channel, [partial.max_time_ms, None])
+            through[0], through[1] = max(through[0], partial.max_time_ms), wall_ms
             service = partial.service
             state = self._states.get(service)
             if state is None:
@@ -254,21 +256,30 @@ class SliEngine:
         for source, caught_up in self._declared.items():
             if caught_up:
                 continue
+            through = self._progress.get(source, {})
             for channel in self._channels:
-                newest = self._progress.get((source, channel))
-                if newest is None:
+                if channel not in through:
                     return  # data still to read from a source none of which came this way: wait for it
-                active.append(newest)
+                active.append(through[channel][0])
         # A caught-up source holds the watermark like one seen only in partials: until it has been
         # quiet for `idle_after`. Caught up is as of the shell's last look; data may have arrived
-        # since, and must not find the watermark moved past it by the other sources.
+        # since, and must not find the watermark moved past it by the other sources: it counts at its
+        # slowest channel among those it came through within `idle_after` (one it stopped feeding,
+        # e.g. a service gone, must not hold it for ever).
         for source, known in self._sources.items():
             if not self._declared.get(source, True):
                 continue  # not caught up: counted above
             if wall_ms is not None and known[1] is None:
                 known[1] = wall_ms  # recovered from the store: idle from now on unless heard of
             if wall_ms is None or wall_ms - known[1] <= self._idle_after_ms:
-                active.append(known[0])
+                through = self._progress.get(source, {})
+                recent = [
+                    newest
+                    for channel, (newest, heard_ms) in through.items()
+                    if channel in self._channels
+                    and (wall_ms is None or heard_ms is None or wall_ms - heard_ms <= self._idle_after_ms)
+                ]
+                active.append(min(recent, default=known[0]))
         if active:
             self._raise_watermark(min(active) - self._lateness_ms)
 
