@@ -9,7 +9,7 @@ Each run is compared with the reference on every field of every snapshot; late d
 worker's persisted counters (the `sli-state` changelog) or replay's summary; log coverage is the
 share of log records of a trace with a root that carry the root's context.
 
-    .venv/bin/python benchmarks/event_time.py [--hours 4] [--pace 0.5]
+    .venv/bin/python benchmarks/event_time.py [--hours 4] [--pace 0.5] [--no-paced]
 
 Writes `results/<stamp>-event-time.json`. Runs against the code importable as `telemetry_pipeline`:
 to measure another commit, put its `src` first on PYTHONPATH (the worker subprocesses inherit it).
@@ -51,6 +51,7 @@ from tests.integration.test_event_time import (  # noqa: E402
     _log_coverage,
     _minutes,
     _rooted_traces,
+    late_dropped,
 )
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -133,12 +134,10 @@ def _worker_run(
             if now != count:
                 count, quiet_since = now, time.monotonic()
     snapshots = _by_key(m.value() for m in read_all(bootstrap, [sli]))
-    changelog = deployment.topic("app-sli-state-changelog")
-    last = {m.key(): m.value() for m in read_all(bootstrap, [changelog])}
     clean = read_all(bootstrap, [deployment.topic("otlp_logs.clean")])
     return {
         "snapshots_by_key": snapshots,
-        "late_dropped": sum(orjson.loads(v)["late_dropped"] for v in last.values() if v is not None),
+        "late_dropped": late_dropped(deployment),
         **_coverage([decode(Signal.LOGS, m.value()) for m in clean], rooted),
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -151,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.6, help="requests per second of event time")
     parser.add_argument("--pace", type=float, default=0.5, help="wall seconds per event minute, paced run")
     parser.add_argument("--label", default="", help="added to the results file name (e.g. before)")
+    parser.add_argument("--no-paced", action="store_true", help="leave out the paced worker run")
     args = parser.parse_args(argv)
     workload = GeneratorConfig(
         services=args.services,
@@ -178,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, order in orders.items():
             runs[f"replay {name}"] = _replay(config, work, name, [files[s] for s in order], rooted)
         with broker.running(data_dir=work / "broker") as running:
-            runs[f"worker paced ({args.pace} s per event minute)"] = _worker_run(
-                running.bootstrap, work, "paced", messages, rooted, args.pace
-            )
+            if not args.no_paced:
+                runs[f"worker paced ({args.pace} s per event minute)"] = _worker_run(
+                    running.bootstrap, work, "paced", messages, rooted, args.pace
+                )
             runs["worker backlog (logs published first)"] = _worker_run(
                 running.bootstrap, work, "backlog", messages, rooted, None
             )

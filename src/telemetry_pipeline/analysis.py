@@ -92,15 +92,23 @@ class Analysis:
         """The maintenance windows now in force (config and the worker's `maintenance` topic)."""
         self.detection.set_maintenance(windows)
 
-    def set_sources(self, caught_up: Mapping[str, bool], wall_ms: int | None = None) -> None:
-        """The shell's input sources (assigned partitions, files), each with whether it is caught up."""
-        self.engine.set_sources(caught_up, wall_ms)
+    def set_sources(
+        self,
+        caught_up: Mapping[str, bool],
+        wall_ms: int | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> None:
+        """The shell's input sources (assigned partitions, files), each with whether it is caught up,
+        and the channels partials come on (`SliEngine.set_sources`)."""
+        self.engine.set_sources(caught_up, wall_ms, channels)
 
-    def add(self, partials: Iterable[SliPartial], wall_ms: int | None = None) -> list[SliPartial]:
+    def add(
+        self, partials: Iterable[SliPartial], wall_ms: int | None = None, channel: str | None = None
+    ) -> list[SliPartial]:
         """Merge partials; returns those applied (not redelivered, not refused). Detection notes
         those and every redaction note (it tells redelivered notes apart itself)."""
         partials = list(partials)
-        applied = self.engine.add(partials, wall_ms)
+        applied = self.engine.add(partials, wall_ms, channel)
         applied_ids = {id(partial) for partial in applied}
         noted = [p for p in partials if id(p) in applied_ids or p.is_redaction_note]
         self.detection.note(noted)

@@ -33,6 +33,7 @@ from tests.integration.harness import (
     read_all,
     running_worker,
 )
+from tests.integration.test_event_time import late_dropped
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -152,9 +153,9 @@ def _fields(event: dict) -> tuple:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="fails in the whole suite on a clean clone (2 of 2 CI checks, 2026-12-06), passes alone: the "
-    "worker resolved the frontend page at 00:09 where replay keeps it open, i.e. its frontend SLIs "
-    "around 00:09-00:12 differed from replay's before the restart; cause not found yet (issue 15)",
+    reason="under heavy CPU load (two busy loops on the 2 cores, 2026-12-06) 2 of 10 runs still failed: "
+    "the worker resolved the frontend page at 00:10 where replay keeps it open, with 0 SLI buckets "
+    "dropped as late (the late drops behind the CI failures are fixed, issue 15); cause not found yet",
 )
 def test_worker_emits_replays_incidents_suppresses_in_maintenance_and_survives_sigterm(
     kafka_bootstrap: str, tmp_path: Path
@@ -187,6 +188,9 @@ def test_worker_emits_replays_incidents_suppresses_in_maintenance_and_survives_s
             records = read_all(kafka_bootstrap, [topic("incidents")])
     finally:
         feed.close()
+    # Under load the sli agent reads the two sli-partials partitions unevenly: a watermark moved by the
+    # one read ahead dropped the other's buckets as late, and the incidents differed (issue 15).
+    assert late_dropped(deployment) == 0, "SLI buckets dropped as late"
     replayed = _replayed(messages, catalog, tmp_path)
     worker_events = [orjson.loads(m.value()) for m in records]
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 import faust
 import pydantic
 from aiokafka.partitioner import murmur2
+from faust.exceptions import ConsumerNotStarted
 from faust.serializers import codecs
 from faust.types import TP, EventT, StreamT
 
@@ -37,6 +39,10 @@ from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.sli import PartialsError, SliPartial, decode_partials, duration_ms, encode_partials
 
 log = logging.getLogger(__name__)
+
+# A partition's end offset from the fetcher's last response is used when no older than this; else it is
+# asked from the broker (a round trip, seconds under load).
+_FETCH_FRESH_MS = 5_000
 
 
 class _Utf8Codec(codecs.Codec):
@@ -171,18 +177,25 @@ def create_app(config: PipelineConfig) -> faust.App:
         await shell.start_agent(stream)
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             now = shell.last_partial_ms = _now_ms()  # first: the tick must not take this moment for idle
-            partials, rejected = [], CoreResult()
+            by_channel: dict[str, list[SliPartial]] = {}  # per sli-partials partition, in its order
+            rejected = CoreResult()
             for event in events:
                 try:
-                    partials.extend(decode_partials(event.value))
+                    decoded = decode_partials(event.value)
                 except PartialsError as exc:  # not ours: to the DLQ, never into the SLIs
                     record = _input_record(None, stream, event)
                     rejected.dlq.append(DlqRecord(f"sli: {exc}", record))
                     rejected.finished.append(record)
                     continue
+                by_channel.setdefault(_source_name(event.message.tp), []).extend(decoded)
                 shell.sli_unacked.append((stream, event))
             await shell.tables_writable()
-            shell.analysis().add(partials, wall_ms=now)
+            analysis = shell.analysis()
+            # Every assigned input partition holds the watermark from its assignment, not only from the
+            # tick's first look at it (partials may come first; a source unheard of would not count).
+            analysis.set_sources(shell.sources.declared(), wall_ms=now, channels=shell.sources.channels())
+            for channel, partials in by_channel.items():
+                analysis.add(partials, wall_ms=now, channel=channel)
             shell.sources.processed(events)
             await shell.emit(rejected, delivery)
             await shell.advance_sli(delivery, now)
@@ -193,7 +206,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         progress (or, with no backlog, the grace) lets go; let an idle input move the SLI watermark."""
         delivery = shell.tick_delivery
         now = _now_ms()
-        inputs_done, partials_done = await shell.sources.caught_up()
+        inputs_done, sli_done = await shell.sources.caught_up()
         await shell.tables_writable()
         if shell.core_ready():
             spans = topics.input(Signal.TRACES) + "["
@@ -201,12 +214,10 @@ def create_app(config: PipelineConfig) -> faust.App:
             await shell.emit(shell.core().release(now), delivery)
         if shell.analysis_ready():
             analysis = shell.analysis()
-            # An input partition is caught up for the SLIs once its partials are applied too.
-            caught_up = {source: done and partials_done for source, done in inputs_done.items()}
-            analysis.set_sources(caught_up, wall_ms=now)
+            analysis.set_sources(sli_done, wall_ms=now, channels=shell.sources.channels())
             # Wall time moves the watermark only once every input is read to its end and quiet: with
             # lag, the data still to come decides.
-            idle = all(caught_up.values()) and now - shell.last_partial_ms > shell.idle_after_ms
+            idle = all(sli_done.values()) and now - shell.last_partial_ms > shell.idle_after_ms
             await shell.advance_sli(delivery, now, idle=idle)
         metrics.observe(shell)
 
@@ -479,16 +490,23 @@ class _Sources:
     """Which of this worker's input partitions (the three signals' topics) are caught up, for the
     watermark and the enrichment hold. A partition is caught up when every record before its end
     offset is processed, and, for the SLIs, its partials have reached the engine: every assigned
-    `sli-partials` partition is processed to the end offset it had after that. Processed means by
-    the agents (not merely fetched), counting from the committed offset at start."""
+    `sli-partials` partition is processed to an end offset read after that. Processed means by the
+    agents (not merely fetched), counting from the committed offset at start.
+
+    End offsets come from the fetcher's last response for the partition (aiokafka's `highwater`, free)
+    when it is at most `_FETCH_FRESH_MS` old; only the others cost a broker round trip (ListOffsets).
+    Each look keeps the processed offsets it saw with its time: the partials of input processed at T
+    were delivered before T, so an `sli-partials` end read at F covers the input as processed at the
+    newest look at or before F."""
 
     def __init__(self, app: faust.App, config: PipelineConfig) -> None:
         self._app = app
         self._inputs = {config.topics.input(signal) for signal in Signal}
         self._partials_topic = config.topics.sli_partials
         self._next: dict[TP, int] = {}  # per partition: the offset after the last one processed
+        self._looks: deque[tuple[int, dict[TP, int]]] = deque(maxlen=64)  # (wall ms, processed), newest last
         self._last: dict[str, bool] = {}
-        self._last_partials_done = False
+        self._last_sli: dict[str, bool] = {}
 
     def processed(self, events: Iterable[EventT]) -> None:
         for event in events:
@@ -496,31 +514,74 @@ class _Sources:
             tp = message.tp
             self._next[tp] = max(self._next.get(tp, 0), message.offset + 1)
 
-    async def caught_up(self) -> tuple[dict[str, bool], bool]:
-        """Per assigned input partition ("topic[partition]"), whether it is processed to its end; and
-        whether the `sli-partials` partitions are, after that. On a broker error, the last answer (a
-        stale answer only holds the watermark or a message longer)."""
+    def declared(self) -> dict[str, bool]:
+        """Every assigned input partition with whether it is caught up for the SLIs as of the last look
+        (one assigned since: not), for the engine before it takes partials."""
+        assigned = self._app.consumer.assignment()
+        names = (_source_name(tp) for tp in assigned if tp.topic in self._inputs)
+        return {name: self._last_sli.get(name, False) for name in names}
+
+    def channels(self) -> list[str]:
+        """The assigned `sli-partials` partitions: the SLI engine's channels (`SliEngine.set_sources`)."""
+        assigned = self._app.consumer.assignment()
+        return sorted(_source_name(tp) for tp in assigned if tp.topic == self._partials_topic)
+
+    async def caught_up(self) -> tuple[dict[str, bool], dict[str, bool]]:
+        """Per assigned input partition ("topic[partition]"): whether it is processed to its end, and
+        whether its partials are applied too (for the SLIs). On a broker error, the last answer (a stale
+        answer only holds the watermark or a message longer)."""
         consumer = self._app.consumer
         assigned = consumer.assignment()
         inputs = sorted(tp for tp in assigned if tp.topic in self._inputs)
         partials = sorted(tp for tp in assigned if tp.topic == self._partials_topic)
-        processed = {tp: self._processed(tp) for tp in inputs}  # before the end offsets are read
         if not inputs:
-            return {}, True  # not assigned yet, or nothing of the input here
+            return {}, {}  # not assigned yet, or nothing of the input here
+        now = _now_ms()
+        processed = {tp: self._processed(tp) for tp in inputs}  # before any end offset is read
+        self._looks.append((now, processed))
         try:
-            ends = await consumer.highwaters(*inputs)
-            partial_ends = await consumer.highwaters(*partials) if partials else {}
+            ends = await self._end_offsets([*inputs, *partials], now)
         except Exception as exc:  # the broker is away: keep the last answer
             log.warning("end offsets not read (%s); input progress unchanged", type(exc).__name__)
-            return self._last, self._last_partials_done
-        partials_done = all(self._processed(tp) >= partial_ends.get(tp, 0) for tp in partials)
-        self._last = {f"{tp.topic}[{tp.partition}]": processed[tp] >= ends.get(tp, 0) for tp in inputs}
-        self._last_partials_done = partials_done
-        return self._last, partials_done
+            return self._last, self._last_sli
+        partials_read = all(self._processed(tp) >= ends[tp][0] for tp in partials)
+        covered_at = min((ends[tp][1] for tp in partials), default=now)
+        covered = next((look for at, look in reversed(self._looks) if at <= covered_at), {})
+        self._last = {_source_name(tp): processed[tp] >= ends[tp][0] for tp in inputs}
+        self._last_sli = {
+            _source_name(tp): partials_read and covered.get(tp, -1) >= ends[tp][0] for tp in inputs
+        }
+        return self._last, self._last_sli
+
+    async def _end_offsets(self, tps: list[TP], now_ms: int) -> dict[TP, tuple[int, int]]:
+        """Per partition: its end offset and the wall time (ms) it is known to hold from."""
+        ends: dict[TP, tuple[int, int]] = {}
+        for tp in tps:
+            end, fetched_ms = self._fetched_end(tp)
+            if end is not None and fetched_ms is not None and now_ms - fetched_ms <= _FETCH_FRESH_MS:
+                ends[tp] = (end, fetched_ms)
+        unknown = [tp for tp in tps if tp not in ends]
+        if unknown:
+            asked_ms = _now_ms()  # the answer holds at least what was written before the request
+            listed = await self._app.consumer.highwaters(*unknown)
+            ends.update({tp: (listed.get(tp, 0), asked_ms) for tp in unknown})
+        return ends
+
+    def _fetched_end(self, tp: TP) -> tuple[int | None, int | None]:
+        """The end offset in the fetcher's last response for `tp`, and that response's wall time (ms)."""
+        try:
+            client = self._app.consumer._thread._ensure_consumer()  # aiokafka's, in Faust's consumer thread
+            return client.highwater(tp), client.last_poll_timestamp(tp)
+        except (AssertionError, ConsumerNotStarted):  # not assigned to aiokafka (yet, or any longer)
+            return None, None
 
     def _processed(self, tp: TP) -> int:
         committed = self._app.consumer._committed_offset.get(tp) or 0
         return max(self._next.get(tp, 0), committed)
+
+
+def _source_name(tp: TP) -> str:
+    return f"{tp.topic}[{tp.partition}]"
 
 
 def _headers_of(record: InputRecord) -> list[tuple[str, bytes]] | None:

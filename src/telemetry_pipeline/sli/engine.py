@@ -13,9 +13,11 @@ The watermark is the newest event time of the slowest active input source (parti
 minus the allowed lateness: one signal or partition caught up minutes behind the others after
 downtime holds evaluation back instead of having its data dropped as late. The sources the shell
 reads itself (its assigned partitions, its files) are declared with `set_sources`: each holds the
-watermark back from the moment it is declared, before any of its data arrived, until the shell says
-it is caught up (position at the end offset; end of file). A source seen only in partials (another
-worker's partition) stops holding it back after `idle_after` of wall time without data.
+watermark back from the moment it is declared, before any of its data arrived, for as long as the
+shell says it is not caught up (position before the end offset; file not read to its end). A caught-up
+source, and a source seen only in partials (another worker's partition), hold it back at their newest
+event time until they have been quiet for `idle_after` of wall time: caught up is a past observation,
+and what a partition receives next may be older than what the others have already carried.
 
 A service's evaluation starts at the step of its earliest bucket (moved earlier while it has
 emitted nothing), so which source or signal brought it first does not change its snapshots: the
@@ -87,6 +89,11 @@ class SliEngine:
         # since this engine started; its idle time starts with the next partials).
         self._sources: dict[str, list] = {}
         self._declared: dict[str, bool] = {}  # the shell's own sources: caught up or not (`set_sources`)
+        # The channels partials reach this engine through (the worker's `sli-partials` partitions): each
+        # carries a source's partials in the source's order, but channels are read at their own pace.
+        self._channels: list[str | None] = [None]
+        # Per source, per channel: newest event time come through it, and the wall time it last came.
+        self._progress: dict[str, dict[str | None, list]] = {}
         self._watermark_ms: int | None = None
         self.adopt()
 
@@ -132,19 +139,33 @@ class SliEngine:
         """Partial buckets dropped as late since this engine started, per input source."""
         return dict(self._stats.late_dropped_by_source)
 
-    def set_sources(self, caught_up: Mapping[str, bool], wall_ms: int | None = None) -> None:
+    def set_sources(
+        self,
+        caught_up: Mapping[str, bool],
+        wall_ms: int | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> None:
         """Declare the sources the shell reads (replacing the previous declaration), each with whether
-        it is caught up. One not caught up holds the watermark back, even before its first data."""
+        it is caught up. One not caught up holds the watermark back, even before its first data, at the
+        newest event time it has brought through every channel: `channels` are the streams partials
+        arrive on, each in source order (the worker's `sli-partials` partitions); none: one stream."""
         self._declared = dict(caught_up)
+        self._channels = [None] if channels is None else sorted(channels)
         self._raise_watermark_to_sources(wall_ms)
 
-    def add(self, partials: Iterable[SliPartial], wall_ms: int | None = None) -> list[SliPartial]:
+    def add(
+        self, partials: Iterable[SliPartial], wall_ms: int | None = None, channel: str | None = None
+    ) -> list[SliPartial]:
         """Merge partials into memory (see `persist`) and return those applied: not input applied
         before, not refused for `max_services` (late buckets inside an applied partial are counted
         as late). `wall_ms`: the shell's clock, for the idleness of undeclared sources; without it
-        (replay) every source counts until the end."""
+        (replay) every source counts until the end. `channel`: the stream they came on (`set_sources`)."""
         applied: list[SliPartial] = []
         for partial in partials:
+            # Progress counts redelivered partials too: the channel has passed them.
+            channels = self._progress.setdefault(partial.source, {})
+            through = channels.setdefault(channel, [partial.max_time_ms, None])
+            through[0], through[1] = max(through[0], partial.max_time_ms), wall_ms
             service = partial.service
             state = self._states.get(service)
             if state is None:
@@ -235,17 +256,30 @@ class SliEngine:
         for source, caught_up in self._declared.items():
             if caught_up:
                 continue
-            known = self._sources.get(source)
-            if known is None:
-                return  # data still to read from a source none of which has arrived: wait for it
-            active.append(known[0])
+            through = self._progress.get(source, {})
+            for channel in self._channels:
+                if channel not in through:
+                    return  # data still to read from a source none of which came this way: wait for it
+                active.append(through[channel][0])
+        # A caught-up source holds the watermark like one seen only in partials: until it has been
+        # quiet for `idle_after`. Caught up is as of the shell's last look; data may have arrived
+        # since, and must not find the watermark moved past it by the other sources: it counts at its
+        # slowest channel among those it came through within `idle_after` (one it stopped feeding,
+        # e.g. a service gone, must not hold it for ever).
         for source, known in self._sources.items():
-            if source in self._declared:
-                continue
+            if not self._declared.get(source, True):
+                continue  # not caught up: counted above
             if wall_ms is not None and known[1] is None:
                 known[1] = wall_ms  # recovered from the store: idle from now on unless heard of
             if wall_ms is None or wall_ms - known[1] <= self._idle_after_ms:
-                active.append(known[0])
+                through = self._progress.get(source, {})
+                recent = [
+                    newest
+                    for channel, (newest, heard_ms) in through.items()
+                    if channel in self._channels
+                    and (wall_ms is None or heard_ms is None or wall_ms - heard_ms <= self._idle_after_ms)
+                ]
+                active.append(min(recent, default=known[0]))
         if active:
             self._raise_watermark(min(active) - self._lateness_ms)
 

@@ -426,6 +426,44 @@ def test_the_watermark_waits_for_the_slowest_active_source() -> None:
     assert engine.stats()["duplicates_skipped"] == 0
 
 
+def test_a_source_counts_at_its_slowest_channel_and_caught_up_holds_until_quiet() -> None:
+    """Partials of one source come split over channels (the worker's sli-partials partitions, by
+    service), each read at its own pace: the channel read ahead must not move the watermark past the
+    source's data still queued in the other. Caught up, a source holds it until quiet for idle_after."""
+    config, slos = SliConfig(idle_after="30s"), resolver()
+    engine = SliEngine(config, slos, {})
+    offsets: Counter[str] = Counter()
+    wall = 1_000_000
+
+    def add(service: str, minute: int, channel: str, wall_ms: int = wall) -> None:
+        message = (Signal.TRACES, traces(service, [{"end_ns": T0_NS + minute * MINUTE_NS}]))
+        engine.add(tagged(config, slos, offsets, "otlp_spans[0]", message), wall_ms=wall_ms, channel=channel)
+
+    engine.set_sources({"otlp_spans[0]": False}, wall_ms=wall, channels=["p0", "p1"])
+    add("checkout", 0, "p0")
+    add("checkout", 20, "p0")  # p0 read 20 minutes ahead; nothing of the source came through p1 yet
+    assert engine.advance() == []
+    add("payment", 0, "p1")
+    assert engine.advance() == []  # p1 holds it at minute 0 - 2m
+    add("payment", 10, "p1")
+    assert max(s.window_end for s in engine.advance()) == _iso(T0_MS + 8 * MINUTE)
+    assert engine.stats()["late_dropped"] == 0
+    # Caught up as of the shell's last look, the source still counts at its slowest channel: what
+    # came since through p0 says nothing of what p1 still has queued.
+    engine.set_sources({"otlp_spans[0]": True}, wall_ms=wall + 1_000, channels=["p0", "p1"])
+    add("checkout", 30, "p0", wall + 1_500)
+    assert engine.advance() == []  # p1 (minute 10) holds it at minute 8
+    add("payment", 17, "p1", wall + 2_000)
+    assert max(s.window_end for s in engine.advance()) == _iso(T0_MS + 15 * MINUTE)
+    assert engine.stats()["late_dropped"] == 0
+    # A channel quiet for idle_after (its services gone from the source) no longer holds it ...
+    add("checkout", 31, "p0", wall + 35_000)
+    assert max(s.window_end for s in engine.advance()) == _iso(T0_MS + 29 * MINUTE)
+    # ... nor the whole source once it has been quiet that long: then only the wall clock moves it.
+    engine.set_sources({"otlp_spans[0]": True}, wall_ms=wall + 70_000, channels=["p0", "p1"])
+    assert engine.advance() == []
+
+
 def test_snapshot_json_is_deterministic_and_matches_the_contract_fields() -> None:
     config, slos = SliConfig(), resolver()
     engine = SliEngine(config, slos, {})
