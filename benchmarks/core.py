@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     with console.status("stage by stage"):
         stages = stage_breakdown(workload, config, args.batch_messages)
     with console.status("the protobuf floor"):
-        floor = protobuf_floor(workload)
+        floor = protobuf_floor(workload, args.batch_messages)
     top: list = []
     profile_path = args.out / f"{stamp}-core-profile.txt"
     if not args.no_profile:
