@@ -19,7 +19,7 @@ from pyinstrument import Profiler
 from telemetry_pipeline import core as core_module
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, InputRecord
-from telemetry_pipeline.otlp import Signal
+from telemetry_pipeline.otlp import Signal, decode
 
 # In the order the core runs them (aggregation reads each message right after decoding).
 STAGES = ("decode", "aggregate", "enrich", "redact", "encode")
@@ -165,3 +165,88 @@ def profile_core(
         {"function": name, "self_s": seconds, "share": rate(seconds, total)}
         for name, seconds in self_times.most_common(top)
     ]
+
+
+def protobuf_floor(workload: Workload, batch_messages: int, rounds: int = 7) -> dict[str, Any]:
+    """What the core's per-span Python work is made of, measured alone on one batch of the workload's
+    span messages, as the core holds them (CPU us per span, best of `rounds`): parsing and serialising
+    (upb, C), the Python object made per span when a stage iterates spans, field reads, a pass over
+    a span's attributes reading each key, and appending a pre-encoded attribute with MergeFromString
+    (what enrichment does per span). A stage that reads k fields of every span costs at least k times
+    the field read plus the iteration."""
+    batch = [m for m in workload.messages if m.signal is Signal.TRACES][:batch_messages]
+    payloads = [m.payload for m in batch]
+    spans = sum(m.records for m in batch)
+    messages = [decode(Signal.TRACES, payload) for payload in payloads]
+    attributes = sum(len(span.attributes) for span in _spans(messages))
+    appended = next(_spans(messages)).__class__()
+    appended.attributes.add(key="enrichment.key").value.string_value = "a value"
+    encoded = appended.SerializeToString()
+
+    def parse() -> None:
+        for payload in payloads:
+            decode(Signal.TRACES, payload)
+
+    def iterate() -> None:
+        for _span in _spans(messages):
+            pass
+
+    def read_fields() -> None:  # the reads are what is measured
+        for span in _spans(messages):
+            span.trace_id  # noqa: B018
+            span.name  # noqa: B018
+            span.kind  # noqa: B018
+            span.end_time_unix_nano  # noqa: B018
+
+    def read_keys() -> None:
+        for span in _spans(messages):
+            for kv in span.attributes:
+                kv.key  # noqa: B018
+
+    def merge() -> None:
+        for span in _spans(messages):
+            span.MergeFromString(encoded)
+
+    def serialize() -> None:
+        for message in messages:
+            message.SerializeToString()
+
+    measured = {
+        "decode (ParseFromString and the id checks)": parse,
+        "iterate spans (a Python object per span)": iterate,
+        "iterate spans, read 4 fields (trace id, name, kind, end time)": read_fields,
+        "iterate spans, read every attribute key": read_keys,
+        "serialize (SerializeToString)": serialize,
+        "MergeFromString of one encoded attribute per span": merge,
+    }
+    us_per_span = {}
+    for name, function in measured.items():
+        best = min(_cpu_seconds(function) for _ in range(rounds))
+        us_per_span[name] = rate(best * 1e6, spans)
+    return {
+        "spans": spans,
+        "attributes_per_span": rate(attributes, spans),
+        "us_per_span": us_per_span,
+        "us_per_field_read": (
+            us_per_span["iterate spans, read 4 fields (trace id, name, kind, end time)"]
+            - us_per_span["iterate spans (a Python object per span)"]
+        ) / 4,
+        "us_per_attribute_key": rate(
+            (us_per_span["iterate spans, read every attribute key"]
+             - us_per_span["iterate spans (a Python object per span)"]) * spans,
+            attributes,
+        ),
+    }
+
+
+def _spans(messages: list[Any]) -> Iterator[Any]:
+    for message in messages:
+        for resource_spans in message.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                yield from scope_spans.spans
+
+
+def _cpu_seconds(function: Callable[[], None]) -> float:
+    start = time.process_time()
+    function()
+    return time.process_time() - start

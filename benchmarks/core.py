@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/core.py [--spans N] [--batch-messages N] [...]
 
 Runs the default workload of `throughput.py` through `Core.process` in batches like the worker,
-then once more stage by stage, then once under pyinstrument. Writes
+then once more stage by stage, then measures the protobuf floor (what a field read, an attribute
+pass, parsing and serialising cost per span, alone), then once under pyinstrument. Writes
 `results/<stamp>-core.json`, a bar chart `results/<stamp>-core.png` and the profile's call tree
 `results/<stamp>-core-profile.txt`. Compare with `throughput.py` to tell the engine's speed from
 Kafka's and Faust's cost.
@@ -20,7 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from _stages import profile_core, run_core, stage_breakdown
+from _stages import profile_core, protobuf_floor, run_core, stage_breakdown
 from _workload import (
     DEFAULT_BATCH_MESSAGES,
     add_workload_flags,
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         whole = run_core(workload, config, args.batch_messages)
     with console.status("stage by stage"):
         stages = stage_breakdown(workload, config, args.batch_messages)
+    with console.status("the protobuf floor"):
+        floor = protobuf_floor(workload, args.batch_messages)
     top: list = []
     profile_path = args.out / f"{stamp}-core-profile.txt"
     if not args.no_profile:
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "workload": workload.describe(),
         "core": whole,
         "stages": stages,
+        "protobuf_floor": floor,
         "profile": {"call_tree": profile_path.name if top else None, "top_self_time": top},
         "targets": {
             "core_spans_per_cpu_s": {
@@ -98,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(
             f"{stage} {us:.2f} ({stages['share'][stage]:.0%})" for stage, us in stages["us_per_span"].items()
         )
+    )
+    console.print(
+        f"protobuf floor: {floor['us_per_field_read']:.3f} us per span field read, "
+        f"{floor['us_per_attribute_key']:.3f} us per attribute key read"
     )
     console.print(f"wrote {json_path}")
     return 0
