@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import faust
 import pydantic
@@ -26,7 +26,7 @@ from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.startup import check_changelog_partitions
-from telemetry_pipeline.app.tables import await_changelog_metadata, keep_changelog_metadata
+from telemetry_pipeline.app.tables import await_changelog_metadata, drain_changelogs, keep_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
@@ -81,6 +81,21 @@ def _keep_queues_on_resume(app: faust.App) -> None:
     flow_control.resume = resume  # type: ignore[method-assign]
 
 
+def _bound_fetch_responses(app: faust.App, max_bytes: int) -> None:
+    """aiokafka's `fetch_max_bytes` (the most one fetch response brings, all partitions together),
+    which Faust does not pass on: without it, 50 MiB per response, live while its records are handed
+    out and again while the next one is read."""
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    create = thread._create_worker_consumer
+
+    def create_bounded(transport: object) -> object:
+        consumer = create(transport)
+        consumer._fetch_max_bytes = max_bytes  # read by its start(), which builds the fetcher
+        return consumer
+
+    thread._create_worker_consumer = create_bounded
+
+
 def key_partition(key: str, partitions: int) -> int:
     """The partition a record or changelog entry keyed `key` goes to: murmur2, as Kafka's Java
     clients, Faust's tables (use_partitioner) and our producers place them."""
@@ -120,9 +135,11 @@ def create_app(config: PipelineConfig) -> faust.App:
         # at 16 MB on the throughput benchmark).
         consumer_max_fetch_size=worker.consumer_max_fetch_bytes,
         stream_buffer_maxsize=worker.stream_buffer_messages,
+        broker_max_poll_records=worker.consumer_max_poll_records,
         web_enabled=False,
     )
     _keep_queues_on_resume(app)
+    _bound_fetch_responses(app, worker.consumer_fetch_response_bytes)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topics = config.topics
 
@@ -231,27 +248,47 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
         await shell.start_agent(stream)
         await shell.context_loaded()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
-            records = [_input_record(signal, stream, event) for event in events]
-            await shell.tables_writable()
-            try:
-                await shell.emit(shell.core().process(records, _now_ms()), delivery)
-            except Exception as exc:
-                # A crashed agent is restarted on the same stream with its batch gone (see
-                # app/commits.py): the batch goes to the DLQ instead, and the partition moves on.
-                log.error(
-                    "ingest-%s: %s on a batch of %d records; sending them to the DLQ",
-                    signal,
-                    type(exc).__name__,
-                    len(records),
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
-                reason = f"internal: {type(exc).__name__} while processing"
-                rejected = CoreResult(dlq=[DlqRecord(reason, r) for r in records], finished=records)
-                await shell.emit(rejected, delivery)
-            shell.sources.processed(events)  # their partials are delivered: the SLI side may wait for them
+            for chunk in chunks_of_bytes(events, worker.batch_max_bytes):
+                records = [_input_record(signal, stream, event) for event in chunk]
+                await shell.tables_writable()
+                try:
+                    await shell.emit(shell.core().process(records, _now_ms()), delivery)
+                except Exception as exc:
+                    # A crashed agent is restarted on the same stream with its batch gone (see
+                    # app/commits.py): the batch goes to the DLQ instead, and the partition moves on.
+                    log.error(
+                        "ingest-%s: %s on a batch of %d records; sending them to the DLQ",
+                        signal,
+                        type(exc).__name__,
+                        len(records),
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
+                    reason = f"internal: {type(exc).__name__} while processing"
+                    rejected = CoreResult(dlq=[DlqRecord(reason, r) for r in records], finished=records)
+                    await shell.emit(rejected, delivery)
+                # Their partials are delivered: the SLI side may wait for them.
+                shell.sources.processed(chunk)
+                await drain_changelogs(app, worker.changelog_buffer_messages)
 
     ingest.__name__ = f"ingest_{signal}"
     app.agent(topic, name=f"ingest-{signal}")(ingest)
+
+
+def chunks_of_bytes(events: list[EventT], max_bytes: int) -> Iterator[list[EventT]]:
+    """The batch in runs of consecutive events whose values add up to at most `max_bytes` (an event
+    larger than that alone): the core holds a run decoded (several times its encoded size) and its
+    outputs encoded until they are delivered, so the run's bytes, not its message count, bound that."""
+    chunk: list[EventT] = []
+    size = 0
+    for event in events:
+        value_bytes = len(event.message.value or b"")
+        if chunk and size + value_bytes > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(event)
+        size += value_bytes
+    if chunk:
+        yield chunk
 
 
 def _input_record(signal: Signal | None, stream: StreamT, event: EventT) -> InputRecord:
