@@ -249,6 +249,8 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
         await shell.context_loaded()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             for chunk in chunks_of_bytes(events, worker.batch_max_bytes):
+                if signal is Signal.LOGS:
+                    await shell.hold_has_room()
                 records = [_input_record(signal, stream, event) for event in chunk]
                 await shell.tables_writable()
                 try:
@@ -378,6 +380,17 @@ class _Shell:
                 "context topics not loaded after %ss; enriching with what is there",
                 self.config.worker.context_wait_s,
             )
+
+    async def hold_has_room(self) -> None:
+        """Wait while the logs read ahead of a spans backlog fill the enrichment hold past
+        `worker.hold_wait_bytes`: held messages are kept decoded (several times their size) until
+        the spans pass them, so reading further ahead would turn the backlog into memory. Only the
+        logs agent waits; the spans agent, which lets them go, never does."""
+        if not self.core_ready():
+            return
+        core, limit = self.core(), self.config.worker.hold_wait_bytes
+        while core.held.held_bytes > limit and core.spans_backlog():
+            await asyncio.sleep(self.config.worker.tick_interval_s)
 
     async def start_agent(self, stream: StreamT) -> None:
         """Before an agent takes input: its records are held until our code releases them
