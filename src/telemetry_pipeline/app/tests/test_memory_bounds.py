@@ -11,7 +11,7 @@ import pytest
 from faust.transport.producer import ProducerBuffer
 
 from telemetry_pipeline.app.tables import drain_changelogs
-from telemetry_pipeline.app.worker import chunks_of_bytes, create_app
+from telemetry_pipeline.app.worker import _Shell, chunks_of_bytes, create_app
 from telemetry_pipeline.config import ConfigError, PipelineConfig, load_config
 
 
@@ -108,3 +108,30 @@ def test_the_changelog_wait_returns_once_the_buffer_is_down_to_the_bound() -> No
     first, second = asyncio.run(scenario())
     assert 0 <= first <= 10
     assert second <= first
+
+
+def _shell_with_hold(held_bytes: int, backlog: bool) -> SimpleNamespace:
+    core = SimpleNamespace(held=SimpleNamespace(held_bytes=held_bytes), spans_backlog=lambda: backlog)
+    worker = SimpleNamespace(hold_wait_bytes=1000, tick_interval_s=0.01)
+    return SimpleNamespace(core_ready=lambda: True, core=lambda: core, config=SimpleNamespace(worker=worker))
+
+
+def test_the_logs_agent_waits_while_the_hold_is_over_its_bound_behind_a_spans_backlog() -> None:
+    shell = _shell_with_hold(5000, backlog=True)
+
+    async def scenario() -> bool:
+        waiting = asyncio.create_task(_Shell.hold_has_room(shell))
+        await asyncio.sleep(0.1)
+        still_waiting = not waiting.done()
+        shell.core().held.held_bytes = 900  # the spans agent released some
+        await asyncio.wait_for(waiting, timeout=10)
+        return still_waiting
+
+    assert asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("held_bytes", "backlog"), [(5000, False), (900, True)])
+def test_no_wait_without_a_spans_backlog_or_with_room(held_bytes: int, backlog: bool) -> None:
+    # Without a spans backlog the wall-clock grace alone empties the hold: waiting would only slow.
+    shell = _shell_with_hold(held_bytes, backlog)
+    asyncio.run(asyncio.wait_for(_Shell.hold_has_room(shell), timeout=1))
