@@ -131,8 +131,8 @@ def create_app(config: PipelineConfig) -> faust.App:
         # Faust would wait for them until it is killed. Not waiting leaves them uncommitted, to be
         # processed again by the next worker (at-least-once).
         stream_wait_empty=False,
-        # Faust's 1 MB default starves the agents of input between fetches (measured: 1.58x spans/s
-        # at 16 MB on the throughput benchmark).
+        # Fetched ahead per partition; with the response bound below and the stream buffer, what a
+        # backlog can fill (benchmarks/README.md, "Memory flat across backlog sizes").
         consumer_max_fetch_size=worker.consumer_max_fetch_bytes,
         stream_buffer_maxsize=worker.stream_buffer_messages,
         broker_max_poll_records=worker.consumer_max_poll_records,
