@@ -146,11 +146,26 @@ class WorkerConfig(_Section):
     # Faust's cost is per Kafka message; take messages in batches and work per batch.
     batch_max_messages: int = Field(64, gt=0)
     batch_within_s: float = Field(0.05, gt=0)
-    consumer_max_fetch_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    # Fetched records waiting for an agent, per input topic (Faust's stream_buffer_maxsize, 4096 by
-    # default). With a backlog every buffer fills, so this (times the decoded message size) and the
-    # fetch size bound the worker's memory, not the backlog's size.
-    stream_buffer_messages: int = Field(4096, gt=0)
+    # A batch is processed in runs of at most this many input bytes (an OTLP message decoded takes
+    # about 6x its size, and its outputs are held encoded until delivered).
+    batch_max_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # Input fetched ahead of the agents, which a backlog fills: per partition per fetch (aiokafka's
+    # max_partition_fetch_bytes), per fetch response, all partitions together (fetch_max_bytes;
+    # aiokafka's 50 MiB was live twice over at a 500k-span backlog), records handed to Faust per
+    # poll (max_poll_records), and messages waiting for an agent per input topic (Faust's
+    # stream_buffer_maxsize, 4096 by default). These bound the worker's memory, not the backlog's
+    # size; larger fetches cost less CPU per span (benchmarks/README.md, "Memory flat ...").
+    consumer_max_fetch_bytes: int = Field(1024 * 1024, gt=0)
+    consumer_fetch_response_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    consumer_max_poll_records: int = Field(64, gt=0)
+    stream_buffer_messages: int = Field(128, gt=0)
+    # Table writes (trace context, SLI state) waiting in Faust's producer buffer for their changelog,
+    # at most, after an agent's batch: the agent waits for the rest to drain. Faust does not bound it.
+    changelog_buffer_messages: int = Field(1000, gt=0)
+    # While the spans input has a backlog, the logs agent stops taking input once the enrichment
+    # hold (logs waiting for their trace's root span, kept decoded) has more input bytes than this;
+    # enrichment.max_held_bytes still releases the oldest early beyond its own bound.
+    hold_wait_bytes: int = Field(2 * 1024 * 1024, gt=0)
     # How often held messages are re-checked and idle input lets the SLI watermark advance.
     tick_interval_s: float = Field(0.25, gt=0)
     # A worker that stops heartbeating (killed, hung) loses its partitions to the others after this

@@ -166,6 +166,10 @@ class Core:
         wait for the ones with a backlog to pass their event time (`HoldBuffer`)."""
         self._span_sources = dict(caught_up)
 
+    def spans_backlog(self) -> bool:
+        """Whether some spans partition has records still to read (as of the shell's last look)."""
+        return self._spans_progress().backlog
+
     def _spans_progress(self) -> SpansProgress:
         if all(self._span_sources.values()):
             return NO_BACKLOG

@@ -19,6 +19,7 @@ topics (which creates none) until the table has declared its changelog, and only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 import faust
@@ -45,3 +46,18 @@ async def keep_changelog_metadata(app: faust.App, tables: Iterable[faust.Table])
         topic = table.changelog_topic.get_topic_name()
         if not client.cluster.partitions_for_topic(topic):
             await client._wait_on_metadata(topic)
+
+
+async def drain_changelogs(app: faust.App, max_pending: int) -> None:
+    """Return once Faust's producer buffer holds at most `max_pending` changelog records.
+
+    Every table write queues one (serialized) in that buffer, which Faust 0.15.3 never bounds (its
+    `wait_until_ebb` has no caller): with a backlog the agents write faster than the buffer drains
+    between their batches, and it grew with the backlog (89 MB of pending JSON at 200k spans,
+    benchmarks/README.md). Waiting here after a batch turns that into consumer lag."""
+    buffer = app.producer.buffer
+    while buffer.size > max_pending:
+        buffer.message_sent.clear()
+        # Re-check now and then: message_sent is also cleared by Faust's own flushes.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(buffer.message_sent.wait(), timeout=1.0)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import faust
 import pydantic
@@ -29,7 +29,7 @@ from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
 from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.rewind import rewind_uncommitted
 from telemetry_pipeline.app.startup import check_changelog_partitions
-from telemetry_pipeline.app.tables import await_changelog_metadata, keep_changelog_metadata
+from telemetry_pipeline.app.tables import await_changelog_metadata, drain_changelogs, keep_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
@@ -88,6 +88,21 @@ def _keep_queues_on_resume(app: faust.App) -> None:
     flow_control.resume = resume  # type: ignore[method-assign]
 
 
+def _bound_fetch_responses(app: faust.App, max_bytes: int) -> None:
+    """aiokafka's `fetch_max_bytes` (the most one fetch response brings, all partitions together),
+    which Faust does not pass on: without it, 50 MiB per response, live while its records are handed
+    out and again while the next one is read."""
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    create = thread._create_worker_consumer
+
+    def create_bounded(transport: object) -> object:
+        consumer = create(transport)
+        consumer._fetch_max_bytes = max_bytes  # read by its start(), which builds the fetcher
+        return consumer
+
+    thread._create_worker_consumer = create_bounded
+
+
 def key_partition(key: str, partitions: int) -> int:
     """The partition a record or changelog entry keyed `key` goes to: murmur2, as Kafka's Java
     clients, Faust's tables (use_partitioner) and our producers place them."""
@@ -123,13 +138,15 @@ def create_app(config: PipelineConfig) -> faust.App:
         # Faust would wait for them until it is killed. Not waiting leaves them uncommitted, to be
         # processed again by the next worker (at-least-once).
         stream_wait_empty=False,
-        # Faust's 1 MB default starves the agents of input between fetches (measured: 1.58x spans/s
-        # at 16 MB on the throughput benchmark).
+        # Fetched ahead per partition; with the response bound below and the stream buffer, what a
+        # backlog can fill (benchmarks/README.md, "Memory flat across backlog sizes").
         consumer_max_fetch_size=worker.consumer_max_fetch_bytes,
         stream_buffer_maxsize=worker.stream_buffer_messages,
+        broker_max_poll_records=worker.consumer_max_poll_records,
         web_enabled=False,
     )
     _keep_queues_on_resume(app)
+    _bound_fetch_responses(app, worker.consumer_fetch_response_bytes)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topics = config.topics
     rewind_uncommitted(app.consumer, {topics.input(signal) for signal in Signal} | {topics.sli_partials})
@@ -244,27 +261,49 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
         await shell.start_agent(stream)
         await shell.context_loaded()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
-            records = [_input_record(signal, stream, event) for event in events]
-            await shell.tables_writable()
-            try:
-                await shell.emit(shell.core().process(records, _now_ms()), delivery)
-            except Exception as exc:
-                # A crashed agent is restarted on the same stream with its batch gone (see
-                # app/commits.py): the batch goes to the DLQ instead, and the partition moves on.
-                log.error(
-                    "ingest-%s: %s on a batch of %d records; sending them to the DLQ",
-                    signal,
-                    type(exc).__name__,
-                    len(records),
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
-                reason = f"internal: {type(exc).__name__} while processing"
-                rejected = CoreResult(dlq=[DlqRecord(reason, r) for r in records], finished=records)
-                await shell.emit(rejected, delivery)
-            shell.sources.processed(events)  # their partials are delivered: the SLI side may wait for them
+            for chunk in chunks_of_bytes(events, worker.batch_max_bytes):
+                if signal is Signal.LOGS:
+                    await shell.hold_has_room()
+                records = [_input_record(signal, stream, event) for event in chunk]
+                await shell.tables_writable()
+                try:
+                    await shell.emit(shell.core().process(records, _now_ms()), delivery)
+                except Exception as exc:
+                    # A crashed agent is restarted on the same stream with its batch gone (see
+                    # app/commits.py): the batch goes to the DLQ instead, and the partition moves on.
+                    log.error(
+                        "ingest-%s: %s on a batch of %d records; sending them to the DLQ",
+                        signal,
+                        type(exc).__name__,
+                        len(records),
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
+                    reason = f"internal: {type(exc).__name__} while processing"
+                    rejected = CoreResult(dlq=[DlqRecord(reason, r) for r in records], finished=records)
+                    await shell.emit(rejected, delivery)
+                # Their partials are delivered: the SLI side may wait for them.
+                shell.sources.processed(chunk)
+                await drain_changelogs(app, worker.changelog_buffer_messages)
 
     ingest.__name__ = f"ingest_{signal}"
     app.agent(topic, name=f"ingest-{signal}")(ingest)
+
+
+def chunks_of_bytes(events: list[EventT], max_bytes: int) -> Iterator[list[EventT]]:
+    """The batch in runs of consecutive events whose values add up to at most `max_bytes` (an event
+    larger than that alone): the core holds a run decoded (several times its encoded size) and its
+    outputs encoded until they are delivered, so the run's bytes, not its message count, bound that."""
+    chunk: list[EventT] = []
+    size = 0
+    for event in events:
+        value_bytes = len(event.message.value or b"")
+        if chunk and size + value_bytes > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(event)
+        size += value_bytes
+    if chunk:
+        yield chunk
 
 
 def _input_record(signal: Signal | None, stream: StreamT, event: EventT) -> InputRecord:
@@ -354,6 +393,17 @@ class _Shell:
                 "context topics not loaded after %ss; enriching with what is there",
                 self.config.worker.context_wait_s,
             )
+
+    async def hold_has_room(self) -> None:
+        """Wait while the logs read ahead of a spans backlog fill the enrichment hold past
+        `worker.hold_wait_bytes`: held messages are kept decoded (several times their size) until
+        the spans pass them, so reading further ahead would turn the backlog into memory. Only the
+        logs agent waits; the spans agent, which lets them go, never does."""
+        if not self.core_ready():
+            return
+        core, limit = self.core(), self.config.worker.hold_wait_bytes
+        while core.held.held_bytes > limit and core.spans_backlog():
+            await asyncio.sleep(self.config.worker.tick_interval_s)
 
     async def start_agent(self, stream: StreamT) -> None:
         """Before an agent takes input: its records are held until our code releases them

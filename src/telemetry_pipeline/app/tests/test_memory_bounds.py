@@ -1,0 +1,137 @@
+"""The worker settings that bound its memory reach Faust and aiokafka, and the bounds hold."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+import faust
+import pytest
+from faust.transport.producer import ProducerBuffer
+
+from telemetry_pipeline.app.tables import drain_changelogs
+from telemetry_pipeline.app.worker import _Shell, chunks_of_bytes, create_app
+from telemetry_pipeline.config import ConfigError, PipelineConfig, load_config
+
+
+def _event(size: int) -> SimpleNamespace:
+    return SimpleNamespace(message=SimpleNamespace(value=b"x" * size))
+
+
+def test_a_batch_is_cut_in_runs_of_at_most_max_bytes_in_order() -> None:
+    events = [_event(size) for size in (400, 300, 200, 900, 100, 100, 2500, 50)]
+    runs = list(chunks_of_bytes(events, 1000))
+    assert [[len(e.message.value) for e in run] for run in runs] == [
+        [400, 300, 200],
+        [900, 100],
+        [100],
+        [2500],  # larger than the bound: alone, never split or dropped
+        [50],
+    ]
+    assert [e for run in runs for e in run] == events
+
+
+def test_an_event_without_a_value_counts_as_empty() -> None:
+    events = [SimpleNamespace(message=SimpleNamespace(value=None)), _event(10)]
+    assert list(chunks_of_bytes(events, 5)) == [events[:1], events[1:]]
+
+
+def test_the_fetch_and_buffer_settings_reach_faust_and_aiokafka(tmp_path: Path) -> None:
+    config = PipelineConfig.model_validate(
+        {
+            "worker": {
+                "data_dir": str(tmp_path),
+                "metrics_port": None,
+                "consumer_max_fetch_bytes": 3_000_000,
+                "consumer_fetch_response_bytes": 7_000_000,
+                "consumer_max_poll_records": 33,
+                "stream_buffer_messages": 55,
+            }
+        }
+    )
+
+    async def built() -> tuple[faust.App, object]:
+        app = create_app(config)
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        await consumer.stop()  # never started: releases its client
+        return app, consumer
+
+    app, consumer = asyncio.run(built())
+    assert consumer._max_partition_fetch_bytes == 3_000_000
+    assert consumer._fetch_max_bytes == 7_000_000
+    assert consumer._max_poll_records == 33
+    assert app.conf.stream_buffer_maxsize == 55
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "batch_max_bytes",
+        "consumer_fetch_response_bytes",
+        "consumer_max_poll_records",
+        "changelog_buffer_messages",
+        "stream_buffer_messages",
+    ],
+)
+def test_a_bound_of_zero_fails_at_start_naming_the_field(field: str) -> None:
+    with pytest.raises(ConfigError, match=f"worker.{field}"):
+        load_config(environ={f"TP_WORKER__{field.upper()}": "0"})
+
+
+def test_the_changelog_wait_returns_once_the_buffer_is_down_to_the_bound() -> None:
+    """Faust's own buffer, drained as Faust's `_handle_pending` does (one record, then `message_sent`),
+    slowly: the wait must not return while more than the bound are pending, and must return after."""
+
+    async def scenario() -> list[int]:
+        buffer = ProducerBuffer()
+        buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))
+        for number in range(50):
+            buffer.put(number)
+        seen_on_return: list[int] = []
+
+        async def drain() -> None:
+            while True:
+                await buffer.pending.get()
+                await asyncio.sleep(0.001)
+                buffer.message_sent.set()
+
+        drainer = asyncio.create_task(drain())
+        app = SimpleNamespace(producer=SimpleNamespace(buffer=buffer))
+        await asyncio.wait_for(drain_changelogs(app, 10), timeout=30)
+        seen_on_return.append(buffer.size)
+        await asyncio.wait_for(drain_changelogs(app, 10), timeout=30)  # already within: at once
+        seen_on_return.append(buffer.size)
+        drainer.cancel()
+        return seen_on_return
+
+    first, second = asyncio.run(scenario())
+    assert 0 <= first <= 10
+    assert second <= first
+
+
+def _shell_with_hold(held_bytes: int, backlog: bool) -> SimpleNamespace:
+    core = SimpleNamespace(held=SimpleNamespace(held_bytes=held_bytes), spans_backlog=lambda: backlog)
+    worker = SimpleNamespace(hold_wait_bytes=1000, tick_interval_s=0.01)
+    return SimpleNamespace(core_ready=lambda: True, core=lambda: core, config=SimpleNamespace(worker=worker))
+
+
+def test_the_logs_agent_waits_while_the_hold_is_over_its_bound_behind_a_spans_backlog() -> None:
+    shell = _shell_with_hold(5000, backlog=True)
+
+    async def scenario() -> bool:
+        waiting = asyncio.create_task(_Shell.hold_has_room(shell))
+        await asyncio.sleep(0.1)
+        still_waiting = not waiting.done()
+        shell.core().held.held_bytes = 900  # the spans agent released some
+        await asyncio.wait_for(waiting, timeout=10)
+        return still_waiting
+
+    assert asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("held_bytes", "backlog"), [(5000, False), (900, True)])
+def test_no_wait_without_a_spans_backlog_or_with_room(held_bytes: int, backlog: bool) -> None:
+    # Without a spans backlog the wall-clock grace alone empties the hold: waiting would only slow.
+    shell = _shell_with_hold(held_bytes, backlog)
+    asyncio.run(asyncio.wait_for(_Shell.hold_has_room(shell), timeout=1))
