@@ -9,13 +9,14 @@ group, else the whole match: gitleaks takes the first group, which differs only 
 the keyword), redrawn until it reaches the rule's `entropy` and passes its allowlists and the
 global one. A rule it cannot draw from (no regex, or nothing drawn passes) is reported, not counted.
 
-Each secret goes through `Redactor.redact_text` twice: as an attribute value alone, and in a log
-line `... <keyword>=<secret> ...` with one of the rule's keywords (the first that makes the line a
-match of the rule). A secret counts as redacted when no 6-character piece of it survives.
+Each secret goes through `Redactor.redact_text` three times: as an attribute value alone; in a
+log line `... <name>=<secret> ...` (see `keyword_for`); and the whole string drawn, as gitleaks
+matches it (`curl -H ...`, a YAML Secret), in a log line. A secret counts as redacted when no
+6-character piece of it survives, past the fixed prefix every drawn secret of the rule shares.
 
 False positives: the rule's allowlists and stopwords are not samples; the near misses are the
-secret cut to half its length, and the prefix all drawn secrets share (3+ characters) in prose and
-with a placeholder; any change the redactor makes to them counts.
+secret cut to half the shortest length its pattern allows, and the prefix all drawn secrets share
+(3+ characters) in prose and with a placeholder; any change the redactor makes to them counts.
 
 Rules whose regex is a keyword, an assignment and a character class with no fixed prefix
 (gitleaks' semi-generic rules) are marked `keyword`: a blob that only a provider's name beside it
@@ -55,6 +56,8 @@ _MID_CASE_FLAG = re.compile(r"(?<!^)\(\?i\)")
 _ASSIGNMENT = r"(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)"
 LOG_LINE = "2026-12-06T06:40:00Z INFO client configured {keyword}={secret} region=eu-west-1 attempt=2"
 TWO_WORD_FAMILIES = ("new-relic",)
+CONTEXTS = ("alone", "log_line", "as_drawn")
+_PARSER = importlib.import_module("re._parser")
 
 
 def python_regex(go_regex: str) -> re.Pattern[str]:
@@ -112,7 +115,7 @@ class RuleResult:
     kind: str = "format"
     skipped: str = ""
     samples: int = 0
-    hits: dict[str, int] = field(default_factory=lambda: {"alone": 0, "log_line": 0})
+    hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CONTEXTS, 0))
     near_misses: int = 0
     false_positives: int = 0
     missed_examples: list[str] = field(default_factory=list)  # rule-drawn, random: not real secrets
@@ -120,14 +123,15 @@ class RuleResult:
 
 def draw_secrets(
     rule: dict[str, Any], generator: rstr.Rstr, count: int, global_allowlist: Allowlist
-) -> tuple[list[str], str]:
-    """`count` secrets drawn from the rule's regex that gitleaks would report, or a reason why not."""
+) -> tuple[list[tuple[str, str]], str]:
+    """`count` secrets drawn from the rule's regex that gitleaks would report, each with the whole
+    string drawn, or a reason why not."""
     try:
         pattern = python_regex(rule["regex"])
     except re.error as exc:
         return [], f"regex not readable by Python's re ({exc.msg})"
     allowlists = [Allowlist.parse(table) for table in rule.get("allowlists", [])] + [global_allowlist]
-    secrets: list[str] = []
+    secrets: list[tuple[str, str]] = []
     reasons: Counter[str] = Counter()
     for _ in range(count * DRAWS_PER_SAMPLE):
         if len(secrets) == count:
@@ -143,7 +147,7 @@ def draw_secrets(
         elif any(allowlist.allows(secret, match.group(0), drawn) for allowlist in allowlists):
             reasons["allowlisted"] += 1
         else:
-            secrets.append(secret)
+            secrets.append((secret, drawn))
     if len(secrets) < count:
         return [], f"{len(secrets)} of {count} drawn; rejections: {dict(reasons)}"
     return secrets, ""
@@ -181,15 +185,17 @@ def keyword_for(rule: dict[str, Any], pattern: re.Pattern[str], secret: str) -> 
     )
 
 
-def redacted_whole(redactor: Redactor, text: str, secret: str) -> bool:
-    """No piece of `secret` (SURVIVING_PIECE characters) is left in the redacted text that was not
-    already in the text around it."""
+def redacted_whole(redactor: Redactor, text: str, secret: str, prefix: str) -> bool:
+    """No piece of `secret` (SURVIVING_PIECE characters) past the fixed `prefix` every drawn secret
+    shares (`sk-ant-api03-`, `_gitlab_session=`: the format, not the secret) is left in the
+    redacted text, other than pieces already in the text around it."""
     output = redactor.redact_text(text)
     context = text.replace(secret, "")
-    width = min(SURVIVING_PIECE, len(secret))
+    random_part = secret[len(prefix):]
+    width = min(SURVIVING_PIECE, len(random_part))
     return not any(
-        secret[start:start + width] in output and secret[start:start + width] not in context
-        for start in range(len(secret) - width + 1)
+        random_part[start:start + width] in output and random_part[start:start + width] not in context
+        for start in range(len(random_part) - width + 1)
     )
 
 
@@ -204,18 +210,20 @@ def measure_rule(
     if result.skipped:
         return result
     pattern = python_regex(rule["regex"])
-    prefix = os.path.commonprefix(secrets)  # noqa: RUF071 (strings, not paths)
+    prefix = os.path.commonprefix([secret for secret, _ in secrets])  # noqa: RUF071 (strings, not paths)
     if _ASSIGNMENT in rule["regex"] and len(prefix) < 3:
         result.kind = "keyword"
-    for secret in secrets:
+    for secret, drawn in secrets:
         result.samples += 1
         line = LOG_LINE.format(keyword=keyword_for(rule, pattern, secret), secret=secret)
-        for context, text in (("alone", secret), ("log_line", line)):
-            hit = redacted_whole(redactor, text, secret)
+        for context, text in zip(CONTEXTS, (secret, line, f"request failed: {drawn}"), strict=True):
+            hit = redacted_whole(redactor, text, secret, prefix)
             result.hits[context] += hit
             if not hit and len(result.missed_examples) < 2:
                 result.missed_examples.append(text)
-    near_misses = [secret[: len(secret) // 2] for secret in secrets[:3]]
+    # Half the shortest the pattern allows (a longer cut of a long token can still be a token).
+    shortest = _PARSER.parse(pattern.pattern).getwidth()[0]
+    near_misses = [secret[: min(len(secret), shortest) // 2] for secret, _ in secrets[:3]]
     if len(prefix) >= 3:
         near_misses += [f"keys begin with {prefix} and a random part", f"{prefix}your_token_here"]
     for text in near_misses:
@@ -243,7 +251,7 @@ class FamilyTally:
 
     def recall(self, context: str | None = None) -> float:
         hits = self.hits[context] if context else sum(self.hits.values())
-        per_sample = 1 if context else 2
+        per_sample = 1 if context else len(CONTEXTS)
         return hits / (self.samples * per_sample) if self.samples else 0.0
 
 
@@ -265,6 +273,7 @@ def _row(name: str, tally: FamilyTally) -> dict[str, Any]:
         "name": name, "rules": tally.rules, "kind": "+".join(sorted(tally.kinds)), "samples": tally.samples,
         "recall_alone": round(tally.recall("alone"), 4),
         "recall_log_line": round(tally.recall("log_line"), 4),
+        "recall_as_drawn": round(tally.recall("as_drawn"), 4),
         "recall": round(tally.recall(), 4), "near_misses": tally.near_misses,
         "false_positives": tally.false_positives,
         "false_positive_rate": (
@@ -275,11 +284,13 @@ def _row(name: str, tally: FamilyTally) -> dict[str, Any]:
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
     print(title)
-    print(f"{'family':<22} {'rules':>5} {'kind':<15} {'n':>5} {'alone':>6} {'log':>6} {'recall':>7} FP")
+    print(f"{'family':<22} {'rules':>5} {'kind':<15} {'n':>5} {'alone':>6} {'log':>6} {'drawn':>6} "
+          f"{'recall':>7} FP")
     for row in rows:
         print(
             f"{row['name']:<22} {row['rules']:>5} {row['kind']:<15} {row['samples']:>5} "
-            f"{row['recall_alone']:>6.3f} {row['recall_log_line']:>6.3f} {row['recall']:>7.3f} "
+            f"{row['recall_alone']:>6.3f} {row['recall_log_line']:>6.3f} {row['recall_as_drawn']:>6.3f} "
+            f"{row['recall']:>7.3f} "
             f"{row['false_positives']}/{row['near_misses']}"
         )
 

@@ -206,9 +206,9 @@ OWN_RULES: tuple[Rule, ...] = (
     Rule("sonarqube-token", r"sq[uap]_[0-9a-f]{40}"),
     # Tailscale keys: "tskey-" + kind + "-" + key id + "-" + secret. https://tailscale.com/kb/1277/key-prefixes
     Rule("tailscale-key", r"tskey-(?:api|auth|client|scim|webhook)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{20,}"),
-    # Fly.io tokens: macaroons "fm2_" (shown as "FlyV1 fm2_...") and older "fo1_" tokens.
-    # https://fly.io/docs/security/tokens/
-    Rule("flyio-token", r"fm2_[A-Za-z0-9+/=_-]{50,}|fo1_[A-Za-z0-9_-]{43}"),
+    # Fly.io tokens: macaroons "fm2_" (shown as "FlyV1 fm2_...") and the earlier "fm1a_"/"fm1r_",
+    # and older "fo1_" tokens. https://fly.io/docs/security/tokens/
+    Rule("flyio-token", r"fm(?:2|1[ar])_[A-Za-z0-9+/=_-]{50,}|fo1_[A-Za-z0-9_-]{43}"),
     # Cloudflare Origin CA keys: "v1.0-", 24 hex, "-", 146 hex.
     # https://developers.cloudflare.com/fundamentals/api/get-started/ca-keys/
     Rule("cloudflare-origin-ca-key", r"v1\.0-[0-9a-f]{24}-[0-9a-f]{146}"),
@@ -393,6 +393,19 @@ OWN_RULES: tuple[Rule, ...] = (
     Rule("yandex-api-key", r"AQVN[A-Za-z0-9_-]{35,38}"),
     Rule("yandex-iam-token", r"t1\.[A-Za-z0-9_-]+={0,2}\.[A-Za-z0-9_-]{86}={0,2}"),
     Rule("yandex-access-key-secret", r"YC[A-Za-z0-9_-]{38}"),
+    # OpenAI project, service account and admin keys: "sk-proj-", "sk-svcacct-" or "sk-admin-", then
+    # base64url around the marker "T3BlbkFJ" (detect-secrets' rule wants letters and digits only
+    # beside it). https://platform.openai.com/docs/api-reference/authentication
+    Rule("openai-project-key", r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}"),
+    # ClickHouse Cloud API key secrets: "4b1d" and 38 characters, nothing after (not the start of a
+    # longer hex digest). https://clickhouse.com/docs/cloud/manage/openapi
+    Rule("clickhouse-api-key-secret", r"4b1d[A-Za-z0-9]{38}(?![A-Za-z0-9])"),
+    # Authress service client access keys: "sc_" (or "ext_", "scauth_", "authress_"), client id,
+    # key id, "acc_" account id and a base64 private key, dot-separated.
+    # https://authress.io/knowledge-base/docs/authorization/service-clients
+    Rule("authress-access-key",
+         r"(?:sc|ext|scauth|authress)_[A-Za-z0-9]{5,30}\.[A-Za-z0-9]{4,6}\.acc[_-][A-Za-z0-9-]{10,32}"
+         r"\.[A-Za-z0-9+/_=-]{30,120}"),
 )
 
 
