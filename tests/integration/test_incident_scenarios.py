@@ -79,11 +79,12 @@ WORKLOAD = GeneratorConfig.model_validate(
         "faults": [fault for fault, _type, _subject in FAULT_INCIDENTS],
     }
 )
-# Lateness no less than a chunk (below); idle_after keeps wall time (far past the workload's event
-# time) from moving the watermark.
+# Lateness no less than a chunk (below). idle_after stays at its default: the feed never leaves the
+# input quiet that long (wall time, far past the workload's event time, would move the watermark),
+# and the silent service's sli-partials channel must stop holding the watermark within the run.
 CONFIG: dict[str, Any] = {
     "worker": {"batch_within_s": 0.05},
-    "sli": {"allowed_lateness": "5m", "idle_after": "1h"},
+    "sli": {"allowed_lateness": "5m", "idle_after": "30s"},
 }
 # A chunk spans no more than the lateness: its logs and metrics may be read after its spans moved the
 # watermark. Spans go a minute ahead, so a log near a chunk's end finds its trace's root in its chunk.
