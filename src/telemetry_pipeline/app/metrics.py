@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 if TYPE_CHECKING:
     from telemetry_pipeline.core import CoreResult
@@ -13,19 +13,35 @@ if TYPE_CHECKING:
 
 class WorkerMetrics:
     def __init__(self, port: int | None, host: str = "127.0.0.1") -> None:
-        self.clean_records = Counter("tp_clean_records_total", "Records written to .clean topics", ["signal"])
-        self.dlq_records = Counter("tp_dlq_records_total", "Records sent to the DLQ", ["stage"])
-        self.partials = Counter("tp_sli_partials_total", "SLI partial aggregates emitted")
-        self.held = Gauge("tp_held_messages", "Messages held waiting for their trace context")
-        self.redactions = Gauge("tp_redactions", "Values redacted since start", ["service", "detector"])
-        self.enrichment = Gauge("tp_enrichment", "Enrichment counters and table sizes", ["name"])
-        self.sli = Gauge("tp_sli_engine", "SLI engine counters", ["name"])
+        # One registry per app, not the process-wide default: a second app in one process (tests,
+        # an embedding program) would otherwise fail on duplicated series.
+        registry = CollectorRegistry()
+        self.clean_records = Counter(
+            "tp_clean_records_total", "Records written to .clean topics", ["signal"], registry=registry
+        )
+        self.dlq_records = Counter(
+            "tp_dlq_records_total", "Records sent to the DLQ", ["stage"], registry=registry
+        )
+        self.partials = Counter("tp_sli_partials_total", "SLI partial aggregates emitted", registry=registry)
+        self.held = Gauge(
+            "tp_held_messages", "Messages held waiting for their trace context", registry=registry
+        )
+        self.redactions = Gauge(
+            "tp_redactions", "Values redacted since start", ["service", "detector"], registry=registry
+        )
+        self.enrichment = Gauge(
+            "tp_enrichment", "Enrichment counters and table sizes", ["name"], registry=registry
+        )
+        self.sli = Gauge("tp_sli_engine", "SLI engine counters", ["name"], registry=registry)
         # Source: an input partition ("otlp_spans[3]"), a name from the config, never from a record.
         self.late_dropped = Gauge(
-            "tp_sli_late_dropped", "Partial buckets dropped as late since start, per input source", ["source"]
+            "tp_sli_late_dropped",
+            "Partial buckets dropped as late since start, per input source",
+            ["source"],
+            registry=registry,
         )
         if port is not None:
-            start_http_server(port, addr=host)
+            start_http_server(port, addr=host, registry=registry)
 
     def count(self, result: CoreResult) -> None:
         for clean in result.clean:
