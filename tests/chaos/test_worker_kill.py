@@ -85,13 +85,14 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
 
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-# frontend fails from minute 5 to 9: a fast burn, paged at the 00:07 step, which the worker evaluates
-# once the input is 5 minutes (the lateness) further; the burn goes on in the 5m window until ~00:13.
+# frontend fails from minute 5 to 15: a fast burn, paged at the 00:07 step, which the worker evaluates
+# once the input is 5 minutes (the lateness) further; the burn goes on in the 5m window until ~00:19, so
+# the restarted worker evaluates burning steps however far the first one got before the kill.
 WORKLOAD = GeneratorConfig(
     start_time=START,
     services=2,
     metrics_only_service=False,
-    duration=timedelta(minutes=26),
+    duration=timedelta(minutes=32),
     rate=3,
     spans_per_message=100,
     logs_per_message=50,
@@ -99,12 +100,12 @@ WORKLOAD = GeneratorConfig(
     incomplete_resource_share=0.0,
     metrics_temporality="delta",
     key="trace_id",
-    faults=[{"kind": "error_spike", "service": "frontend", "rate": 0.5, "at": "5m", "for": "4m"}],
+    faults=[{"kind": "error_spike", "service": "frontend", "rate": 0.5, "at": "5m", "for": "10m"}],
 )
 CHUNK = timedelta(minutes=2)
 PAGE = "slo_burn_rate/frontend/availability:page"
-BURN_GOES_ON_UNTIL = "2026-01-01T00:13:00Z"  # the last step whose 5m window still burns (1 min of errors)
-PAST_THE_BURN = "2026-01-01T00:15:00Z"
+BURN_GOES_ON_UNTIL = "2026-01-01T00:19:00Z"  # the last step whose 5m window still burns (1 min of errors)
+PAST_THE_BURN = "2026-01-01T00:21:00Z"
 HELD_TRACE, KNOWN_TRACE = 9_000_001, 9_000_002
 SIGNAL_TOPICS = {Signal.TRACES: "otlp_spans", Signal.METRICS: "otlp_metrics", Signal.LOGS: "otlp_logs"}
 
