@@ -36,7 +36,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.chaos]
 BACKLOGS = (20_000, 100_000)
 MIB = 1024 * 1024
 CEILING = 250 * 1000 * 1000
-FLAT = 1.3  # the largest backlog's peak at most this times the smallest's: 1.15-1.20x measured (noise), 1.43x before the bounds
+# The largest backlog's peak at most this times the smallest's: 1.15-1.20x measured (noise), 1.43x
+# before the bounds.
+FLAT = 1.3
 MAX_TRACES = 2_000  # enrichment.max_traces: the smallest backlog has 2,500 traces
 
 
