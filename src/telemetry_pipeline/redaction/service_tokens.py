@@ -25,8 +25,10 @@ from __future__ import annotations
 import importlib
 import math
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Callable
+from importlib import resources
 
 MIN_ENTROPY = 3.0  # bits per character: a random token of 16+ characters reaches ~3.5, fillers do not
 _DIGIT_CLASS = re.compile(r"\\d|0-9|\[[^\]]*\d")  # a pattern whose format allows digits
@@ -37,14 +39,18 @@ _LEADING_CONTEXT = re.compile(r"[\s=:\"']*(?:[A-Za-z]+=)?")
 
 
 class Rule:
-    """One rule: `id` (family-name), the compiled pattern, whether the secret must hold a digit, and
-    the format's own check (a checksum) where it has one."""
+    """One rule: `id` (family-name), the compiled pattern, whether the secret must hold a digit, the
+    format's own check (a checksum) where it has one, the least entropy its secret has, and where
+    the secret is: with `exact`, the group that took part ending last (the longest of those), as it
+    is (a regex that delimits its secret itself); else the first, grown to the end of its token.
+    `loose`: its pattern for Hyperscan's prefilter when not the regex itself."""
 
-    __slots__ = ("check", "id", "needs_digit", "pattern")
+    __slots__ = ("check", "exact", "id", "loose", "min_entropy", "needs_digit", "pattern")
 
     def __init__(
         self, rule_id: str, regex: str, flags: int = 0, alone: bool = True,
-        check: Callable[[str], bool] | None = None,
+        check: Callable[[str], bool] | None = None, exact: bool = False,
+        min_entropy: float = MIN_ENTROPY, loose: str | None = None,
     ) -> None:
         self.id = rule_id
         if alone:
@@ -52,6 +58,9 @@ class Rule:
         self.pattern = re.compile(regex, re.ASCII | (flags & re.IGNORECASE))
         self.needs_digit = _DIGIT_CLASS.search(regex.replace("(?<![A-Za-z0-9])", "")) is not None
         self.check = check
+        self.exact = exact
+        self.min_entropy = min_entropy
+        self.loose = loose
 
     @property
     def family(self) -> str:
@@ -107,6 +116,7 @@ def bech32_valid(text: str) -> bool:
 
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ID = "[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}"  # a UUID's shape
 
 # Our own rules, each written from the provider's own published token format (the page named
 # beside it): a distinctive prefix or structure, so that words and identifiers do not match.
@@ -174,7 +184,8 @@ OWN_RULES: tuple[Rule, ...] = (
     # -- Infrastructure, CI and package registries
     # HashiCorp Vault tokens: "hvs." (service), "hvb." (batch), "hvr." (recovery).
     # https://developer.hashicorp.com/vault/docs/concepts/tokens#token-prefixes
-    Rule("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{24,}"),
+    # Before Vault 1.10, service tokens were "s." and 24 characters.
+    Rule("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{24,}|(?<![\w.])s\.[A-Za-z0-9]{24}(?![\w.])"),
     # HCP Terraform (Terraform Cloud) API tokens: 14 characters, ".atlasv1.", the secret.
     # https://developer.hashicorp.com/terraform/cloud-docs/users-teams-organizations/api-tokens
     Rule("terraform-api-token", r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}"),
@@ -192,7 +203,7 @@ OWN_RULES: tuple[Rule, ...] = (
     Rule("databricks-token", r"dapi[0-9a-f]{32}(?:-[0-9]+)?"),
     # PlanetScale service tokens, database passwords and OAuth tokens.
     # https://planetscale.com/docs/concepts/service-tokens, https://planetscale.com/docs/concepts/connection-strings
-    Rule("planetscale-token", r"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,64}"),
+    Rule("planetscale-token", r"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.=-]{32,64}"),
     # Docker Hub personal ("dckr_pat_") and organisation ("dckr_oat_") access tokens.
     # https://docs.docker.com/security/for-developers/access-tokens/
     Rule("docker-access-token", r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{27,}"),
@@ -284,10 +295,12 @@ OWN_RULES: tuple[Rule, ...] = (
     Rule("stripe-webhook-secret", r"whsec_[A-Za-z0-9]{32,}"),
     # Flutterwave secret keys: "FLWSECK-" (or "FLWSECK_TEST-"), 32 hex, "-X".
     # https://developer.flutterwave.com/docs/authentication
-    Rule("flutterwave-secret-key", r"FLWSECK(?:_TEST)?-[0-9a-fA-F]{32}-X"),
-    # Square production access tokens: "EAAA" and 60 characters.
-    # https://developer.squareup.com/docs/build-basics/access-tokens
-    Rule("square-access-token", r"EAAA[A-Za-z0-9_-]{60}"),
+    # Public keys "FLWPUBK" (gitleaks reports them too) and test encryption keys, 12 hex.
+    Rule("flutterwave-secret-key",
+         r"FLW(?:SECK|PUBK)(?:_TEST)?-[0-9a-fA-F]{32}-X|FLWSECK_TEST-[0-9a-fA-F]{12}"),
+    # Square access tokens: "EAAA" and 60 characters (gitleaks: 22 to 60); legacy personal access
+    # tokens "sq0atp-" and 22. https://developer.squareup.com/docs/build-basics/access-tokens
+    Rule("square-access-token", r"(?:EAAA|sq0atp-)[A-Za-z0-9_-]{22,60}"),
     # Braintree (PayPal) access tokens: "access_token$production$", merchant id, "$", 32 hex.
     # https://developer.paypal.com/braintree/docs/guides/authentication/credentials
     Rule("braintree-access-token", r"access_token\$(?:production|sandbox)\$[a-z0-9]{16}\$[0-9a-f]{32}"),
@@ -304,8 +317,9 @@ OWN_RULES: tuple[Rule, ...] = (
     Rule("discord-webhook", r"discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/([A-Za-z0-9_-]{60,68})"),
     # Microsoft Teams incoming webhook URLs: the path after "webhookb2/" is the secret.
     # https://learn.microsoft.com/en-us/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook
+    # The path's ids are matched as letters and digits, not only hex: the path alone is distinctive.
     Rule("msteams-webhook",
-         rf"webhook\.office\.com/webhookb2/({_UUID}@{_UUID}/IncomingWebhook/[0-9a-f]{{32}}/{_UUID})"),
+         rf"webhook\.office\.com/webhookb2/({_ID}@{_ID}/IncomingWebhook/[0-9a-z]{{32}}/{_ID})"),
     # Added for the families the gitleaks measurement (benchmarks/gitleaks_recall.py) found missing,
     # each from the provider's own description of its tokens.
     # 1Password Secret Keys: "A3-", then groups of 6, 6, 5, 5, 5, 5 characters (the second hyphen is
@@ -419,7 +433,6 @@ def _detect_secrets_rules() -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-RULES: tuple[Rule, ...] = _detect_secrets_rules() + OWN_RULES
 
 # Constants and template variables that stand where a secret would be.
 _PLACEHOLDER_WORDS = frozenset({"true", "false", "null", "none", "nil", "undefined", "redacted"})
@@ -448,17 +461,21 @@ def shannon_entropy(text: str) -> float:
 def confirmed(rule: Rule, match: re.Match[str]) -> tuple[int, int] | None:
     """The secret's span in a match of `rule`, grown to the end of its token, when it is a secret."""
     text = match.string
-    start, end = next((match.span(group) for group in range(1, (match.re.groups or 0) + 1)
-                       if match.start(group) != -1), match.span())
-    if match.re.groups == 0:
-        start = _LEADING_CONTEXT.match(text, start, end).end()  # type: ignore[union-attr]
-    delimiter = _DELIMITERS.search(text, start, end)
-    if delimiter is not None:
-        end = delimiter.start()
-    while end < len(text) and text[end] in _TOKEN_CHARS:
-        end += 1
+    if rule.exact:
+        start, end = max((match.span(group) for group in range(1, match.re.groups + 1)
+                          if match.start(group) != -1), key=lambda span: (span[1], -span[0]))
+    else:
+        start, end = next((match.span(group) for group in range(1, (match.re.groups or 0) + 1)
+                           if match.start(group) != -1), match.span())
+        if match.re.groups == 0:
+            start = _LEADING_CONTEXT.match(text, start, end).end()  # type: ignore[union-attr]
+        delimiter = _DELIMITERS.search(text, start, end)
+        if delimiter is not None:
+            end = delimiter.start()
+        while end < len(text) and text[end] in _TOKEN_CHARS:
+            end += 1
     secret = text[start:end]
-    if not secret or is_placeholder(secret) or shannon_entropy(secret) < MIN_ENTROPY:
+    if not secret or is_placeholder(secret) or shannon_entropy(secret) < rule.min_entropy:
         return None
     if rule.needs_digit and not any(char.isdigit() for char in secret):
         return None
@@ -504,6 +521,60 @@ def loose_patterns() -> list[tuple[bytes, bool]]:
     """Each rule's regex for Hyperscan's prefilter mode (a superset of its matches, lookarounds
     included), and whether it is caseless."""
     return [
-        (_unanchored(rule.pattern.pattern).encode(), bool(rule.pattern.flags & re.IGNORECASE))
+        ((rule.loose or _unanchored(rule.pattern.pattern)).encode(),
+         bool(rule.pattern.flags & re.IGNORECASE))
         for rule in RULES
     ]
+
+
+# gitleaks' semi-generic template: a name holding the provider's word, an assignment, the value.
+GITLEAKS_ASSIGNMENT = re.compile(re.escape(r"""(?:[ \t\w.-]{0,20})[\s'"]{0,3}""") + r"\)?"
+                                 + re.escape(r"(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)"))
+_GITLEAKS_NAME_START = r"[\w.-]{0,50}?"
+# Not loaded: gitleaks' generic rule (its secret words are the GENERIC_SECRET detector's, which
+# judges the value by digits and entropy; loaded, every "key: value" would run its regex).
+GITLEAKS_NOT_LOADED = frozenset({"generic-api-key"})
+# The least entropy of a value after a provider's name where gitleaks sets none: "aaaabbbbccccdddd"
+# (2.0) and the placeholders is_placeholder names stay; random values of 16+ characters reach ~3.
+GITLEAKS_MIN_ENTROPY = 2.5
+
+
+_MID_CASE_FLAG = re.compile(r"(?<!^)\(\?i\)")
+
+
+def python_regex(go_regex: str) -> tuple[str, int]:
+    """A Go (RE2) regex of gitleaks as Python's re pattern and flags: a `(?i)` past the start applies
+    to the rest of its group in RE2 and is an error in Python; it becomes a whole-pattern flag (a
+    superset). RE2's `\\z` is Python's `\\Z`."""
+    pattern = go_regex.replace(r"\z", r"\Z")
+    if _MID_CASE_FLAG.search(pattern):
+        return _MID_CASE_FLAG.sub("", pattern), re.IGNORECASE
+    return pattern, 0
+
+
+def gitleaks_config() -> dict:
+    """gitleaks' default rule set, vendored (gitleaks/SOURCE.md)."""
+    return tomllib.loads(resources.files(__package__).joinpath("gitleaks", "gitleaks.toml").read_text())
+
+
+def _gitleaks_keyword_rules() -> tuple[Rule, ...]:
+    """gitleaks' rules of the form "name holding the provider's word = value", as gitleaks keeps
+    them (a value of 32 letters and digits is a secret only by the name before it: a token format
+    of our own cannot tell it). Rules bound to a file path (Terraform, NuGet) are not loaded:
+    telemetry has no path. The value is the template's last group, delimited by the regex itself;
+    the prefilter looks for the regex without its leading optional name characters."""
+    rules = []
+    for rule in gitleaks_config()["rules"]:
+        regex = rule.get("regex", "")
+        if not GITLEAKS_ASSIGNMENT.search(regex) or "path" in rule or rule["id"] in GITLEAKS_NOT_LOADED:
+            continue
+        regex, flags = python_regex(regex)
+        rules.append(Rule(
+            rule["id"], regex, flags, alone=False, exact=True,
+            min_entropy=max(rule.get("entropy", 0), GITLEAKS_MIN_ENTROPY),
+            loose=_unanchored(regex.replace(_GITLEAKS_NAME_START, "").replace("(?-i:", "(?:")),
+        ))
+    return tuple(rules)
+
+
+RULES: tuple[Rule, ...] = _detect_secrets_rules() + OWN_RULES + _gitleaks_keyword_rules()
