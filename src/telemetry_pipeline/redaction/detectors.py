@@ -96,7 +96,7 @@ PATTERNS: dict[Detector, str] = {
         r"(?:[A-Za-z0-9+/=\s:,.\\]|-(?!-)){64,16384}(?:-----END[A-Z0-9 _-]{0,60}PRIVATE KEY(?: BLOCK)?-----)?"
     ),
     Detector.JWT: r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{2,}\.?[A-Za-z0-9_-]*={0,2}",
-    Detector.SLACK_WEBHOOK: r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}",
+    Detector.SLACK_WEBHOOK: r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}",
     # Only the user:password part is masked; scheme and host stay readable.
     Detector.URL_CREDENTIALS: r"(?<=://)[^\s/?#@:'\"<>]{1,64}:[^\s/?#@'\"<>]{1,128}(?=@)",
     **_TOKEN_PATTERNS,
@@ -324,6 +324,10 @@ def _bearer(value: str) -> bool:
 
 def _slack(text: str) -> bool:
     parts = text.split("-")[1:]
+    if text.startswith(("xoxa-", "xoxr-")) and parts:
+        # Legacy workspace tokens: an optional digit and one mixed blob of 8 to 48 characters.
+        blob = parts[-1]
+        return len(blob) >= 8 and not blob.isalpha() and not blob.isdigit() and shannon_entropy(blob) >= 3.0
     if not parts or len(parts[-1]) < 6 or sum(map(len, parts)) < 20:
         return False
     # Real tokens carry a numeric team or user id, or a long mixed blob: not xoxb-xxxx placeholders.
@@ -403,6 +407,7 @@ _CONTEXT_DETECTORS = frozenset(
 
 
 ALL_NATIONAL_IDS = NationalIds()
+_ASSIGNMENT_CHARS = re.compile(r"[=:>,|]")  # the first character of every assignment gitleaks knows
 _DIGIT_GATE = 1  # bit 0: the text holds a digit
 
 
@@ -415,9 +420,10 @@ def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Findin
         if gate(text):
             gates |= 1 << bit
     if not gates:
-        # Of the service tokens only those of letters can be here ("hf_" and 34 letters), and
-        # each of their formats holds an underscore (test_service_tokens checks it).
-        return _find_service_tokens(text) if "_" in text else findings
+        # Of the service tokens only those of letters can be here ("hf_" and 34 letters): each of
+        # their formats holds an underscore, or they follow a name and an assignment (gitleaks'
+        # "provider = value" rules, which need no digit); test_service_tokens checks it.
+        return _find_service_tokens(text) if "_" in text or _ASSIGNMENT_CHARS.search(text) else findings
     search = _scanner(gates).search
     match = search(text)
     while match is not None:

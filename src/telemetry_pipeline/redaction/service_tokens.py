@@ -39,7 +39,8 @@ _LEADING_CONTEXT = re.compile(r"[\s=:\"']*(?:[A-Za-z]+=)?")
 
 
 class Rule:
-    """One rule: `id` (family-name), the compiled pattern, whether the secret must hold a digit, the
+    """One rule: `id` (family-name), the compiled pattern, whether the secret must hold a digit (by
+    default where the format allows digits), the
     format's own check (a checksum) where it has one, the least entropy its secret has, and where
     the secret is: with `exact`, the group that took part ending last (the longest of those), as it
     is (a regex that delimits its secret itself); else the first, grown to the end of its token.
@@ -50,13 +51,15 @@ class Rule:
     def __init__(
         self, rule_id: str, regex: str, flags: int = 0, alone: bool = True,
         check: Callable[[str], bool] | None = None, exact: bool = False,
-        min_entropy: float = MIN_ENTROPY, loose: str | None = None,
+        min_entropy: float = MIN_ENTROPY, loose: str | None = None, needs_digit: bool | None = None,
     ) -> None:
         self.id = rule_id
         if alone:
             regex = rf"(?<![A-Za-z0-9])(?:{regex})"
         self.pattern = re.compile(regex, re.ASCII | (flags & re.IGNORECASE))
-        self.needs_digit = _DIGIT_CLASS.search(regex.replace("(?<![A-Za-z0-9])", "")) is not None
+        if needs_digit is None:
+            needs_digit = _DIGIT_CLASS.search(regex.replace("(?<![A-Za-z0-9])", "")) is not None
+        self.needs_digit = needs_digit
         self.check = check
         self.exact = exact
         self.min_entropy = min_entropy
@@ -315,11 +318,12 @@ OWN_RULES: tuple[Rule, ...] = (
     # Discord webhook URLs: the token after the webhook id is the secret.
     # https://discord.com/developers/docs/resources/webhook
     Rule("discord-webhook", r"discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/([A-Za-z0-9_-]{60,68})"),
-    # Microsoft Teams incoming webhook URLs: the path after "webhookb2/" is the secret.
+    # Microsoft Teams incoming webhook URLs: the path after "webhookb2/" is the secret; the tenant's
+    # host is masked with it, as gitleaks reports the whole URL. The ids are matched as letters and
+    # digits, not only hex: the path alone is distinctive.
     # https://learn.microsoft.com/en-us/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook
-    # The path's ids are matched as letters and digits, not only hex: the path alone is distinctive.
     Rule("msteams-webhook",
-         rf"webhook\.office\.com/webhookb2/({_ID}@{_ID}/IncomingWebhook/[0-9a-z]{{32}}/{_ID})"),
+         rf"[A-Za-z0-9-]+\.webhook\.office\.com/webhookb2/{_ID}@{_ID}/IncomingWebhook/[0-9a-z]{{32}}/{_ID}"),
     # Added for the families the gitleaks measurement (benchmarks/gitleaks_recall.py) found missing,
     # each from the provider's own description of its tokens.
     # 1Password Secret Keys: "A3-", then groups of 6, 6, 5, 5, 5, 5 characters (the second hyphen is
@@ -389,7 +393,8 @@ OWN_RULES: tuple[Rule, ...] = (
     Rule("scalingo-api-token", r"tk-us-[A-Za-z0-9_-]{48}"),
     # SettleMint access tokens: "sm_aat_", "sm_pat_" or "sm_sat_" and 16 characters.
     # https://console.settlemint.com/documentation/platform-components/security-and-authentication/application-access-tokens
-    Rule("settlemint-access-token", r"sm_(?:aat|pat|sat)_[A-Za-z0-9]{16}"),
+    # No digit needed: one in 16 of these 16-character tokens has none; the prefix tells them.
+    Rule("settlemint-access-token", r"sm_(?:aat|pat|sat)_[A-Za-z0-9]{16}", needs_digit=False),
     # Sourcegraph access tokens: "sgp_", an optional instance id ("local" or 16 hex) and 40 hex.
     # https://sourcegraph.com/docs/cli/how-tos/creating_an_access_token
     Rule("sourcegraph-access-token", r"sgp_(?:(?:[0-9a-fA-F]{16}|local)_)?[0-9a-fA-F]{40}"),
@@ -531,12 +536,21 @@ def loose_patterns() -> list[tuple[bytes, bool]]:
 GITLEAKS_ASSIGNMENT = re.compile(re.escape(r"""(?:[ \t\w.-]{0,20})[\s'"]{0,3}""") + r"\)?"
                                  + re.escape(r"(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)"))
 _GITLEAKS_NAME_START = r"[\w.-]{0,50}?"
+# Rules of a secret told by where it stands, not by a format of its own: a curl command's
+# Authorization header or -u user:password, a nuget.config password, a PHP 'secret_key' => 'sk_...'
+# (Freemius), a Terraform password. gitleaks binds the last three to file paths; telemetry carries
+# such text without one. Kubernetes' YAML rule is not loaded: its nested lazy repeats
+# ((?:.|\s){0,200}?) backtrack for seconds on some texts, which would stall a partition.
+GITLEAKS_CONTEXT_RULES = frozenset({
+    "curl-auth-header", "curl-auth-user", "nuget-config-password", "freemius-secret-key",
+    "hashicorp-tf-password",
+})
 # Not loaded: gitleaks' generic rule (its secret words are the GENERIC_SECRET detector's, which
 # judges the value by digits and entropy; loaded, every "key: value" would run its regex).
 GITLEAKS_NOT_LOADED = frozenset({"generic-api-key"})
 # The least entropy of a value after a provider's name where gitleaks sets none: "aaaabbbbccccdddd"
-# (2.0) and the placeholders is_placeholder names stay; random values of 16+ characters reach ~3.
-GITLEAKS_MIN_ENTROPY = 2.5
+# (2.0) and the placeholders is_placeholder names stay; 16 random digits reach 2.3 to 3.3.
+GITLEAKS_MIN_ENTROPY = 2.2
 
 
 _MID_CASE_FLAG = re.compile(r"(?<!^)\(\?i\)")
@@ -558,19 +572,22 @@ def gitleaks_config() -> dict:
 
 
 def _gitleaks_keyword_rules() -> tuple[Rule, ...]:
-    """gitleaks' rules of the form "name holding the provider's word = value", as gitleaks keeps
-    them (a value of 32 letters and digits is a secret only by the name before it: a token format
-    of our own cannot tell it). Rules bound to a file path (Terraform, NuGet) are not loaded:
-    telemetry has no path. The value is the template's last group, delimited by the regex itself;
-    the prefilter looks for the regex without its leading optional name characters."""
+    """gitleaks' rules of the form "name holding the provider's word = value", and its context
+    rules (GITLEAKS_CONTEXT_RULES), as gitleaks keeps them: a value of 32 letters and digits is a
+    secret only by the name before it, which a token format of our own cannot tell. The value is
+    the group ending last, delimited by the regex itself, and needs no digit (the name is the
+    evidence; gitleaks' own entropy, at least GITLEAKS_MIN_ENTROPY, applies); the prefilter looks
+    for the regex without its leading optional name characters."""
     rules = []
     for rule in gitleaks_config()["rules"]:
         regex = rule.get("regex", "")
-        if not GITLEAKS_ASSIGNMENT.search(regex) or "path" in rule or rule["id"] in GITLEAKS_NOT_LOADED:
+        context = rule["id"] in GITLEAKS_CONTEXT_RULES
+        if not context and (not GITLEAKS_ASSIGNMENT.search(regex) or "path" in rule
+                            or rule["id"] in GITLEAKS_NOT_LOADED):
             continue
         regex, flags = python_regex(regex)
         rules.append(Rule(
-            rule["id"], regex, flags, alone=False, exact=True,
+            rule["id"], regex, flags, alone=False, exact=True, needs_digit=False,
             min_entropy=max(rule.get("entropy", 0), GITLEAKS_MIN_ENTROPY),
             loose=_unanchored(regex.replace(_GITLEAKS_NAME_START, "").replace("(?-i:", "(?:")),
         ))

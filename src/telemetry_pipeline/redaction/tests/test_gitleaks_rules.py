@@ -32,26 +32,14 @@ SAMPLES_PER_RULE = 10
 GOAL = 0.99
 # Family -> the recall it reaches today, where below GOAL, and why.
 FLOORS: dict[str, float] = {
-    # Secrets in a PHP array ('secret_key' => 'sk_...'): gitleaks' rule is bound to .php files.
-    "freemius": 0.0,
-    # A whole YAML Secret manifest in one value: its data values are not found.
+    # A whole YAML Secret manifest in one value: its data values are not found (gitleaks' rule is
+    # not loaded: its nested lazy repeats backtrack for seconds on some texts).
     "kubernetes": 0.0,
-    # gitleaks' draws hold ids of any letters; ours wants the UUID-shaped path (not yet matched).
-    "microsoft": 0.0,
-    # <add key="ClearTextPassword" value="..."/> of a nuget.config (gitleaks: that path only).
-    "nuget": 0.0,
-    # A token in a curl command line (-H "Authorization: Token ...", -u user:password).
-    "curl": 0.35,
-    # gitleaks' generic rule drawn: odd names ("...creds_x =>") the GENERIC_SECRET detector rejects.
+    # gitleaks' generic rule takes a secret word anywhere in a name ("...authqs0Nu || value");
+    # GENERIC_SECRET wants it to end the name, so that "key_length" and "accessor" stay.
     "generic": 0.5,
-    # Terraform passwords in quotes after any name ending "password" (a .tf path rule in gitleaks).
-    "hashicorp": 0.82,
-    # Slack tokens gitleaks' classes admit with a trailing "-" or no numeric part.
-    "slack": 0.818,
-        # 16-character tokens drawn without a digit (about 6%): the rule wants one.
-    "settlemint": 0.966,
-    "asana": 0.95,
-    "sumologic": 0.95,
+    # Drawn tokens ending in "-" or a 2-character tail, which the Slack check takes for placeholders.
+    "slack": 0.985,
 }
 # Family -> near misses it redacts today (the prefix in prose or with a placeholder).
 FALSE_POSITIVE_CEILINGS: dict[str, int] = {

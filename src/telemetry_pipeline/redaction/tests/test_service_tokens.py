@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pytest
 import rstr
 
-from telemetry_pipeline.redaction.detectors import _GATES, Detector, find
+from telemetry_pipeline.redaction.detectors import _ASSIGNMENT_CHARS, _GATES, Detector, find
 from telemetry_pipeline.redaction.service_tokens import (
     BECH32_CHARSET,
     DETECT_SECRETS_PLUGINS,
@@ -201,15 +201,18 @@ def test_false_positives_per_family(table: dict[str, Tally]) -> None:
 
 
 def test_tokens_without_digits_pass_a_gate_or_hold_an_underscore() -> None:
-    """find() searches a text for service tokens only when it passes a detector gate or holds an
-    underscore: every token a rule without digits confirms must do one or the other."""
+    """find() searches a text for service tokens only when it passes a detector gate, holds an
+    underscore or an assignment's first character: every token a rule without digits confirms
+    must do one of these."""
     generator = rstr.Rstr(random.Random(SEED))
     letter_rules = [rule for rule in RULES if not rule.needs_digit]
     assert letter_rules
     for rule in letter_rules:
         for _ in range(50):
             text, _span = _sample(rule, generator, "{token}")
-            assert "_" in text or any(gate(text) for gate, _ in _GATES), (rule.id, text)
+            assert "_" in text or _ASSIGNMENT_CHARS.search(text) or any(gate(text) for gate, _ in _GATES), (
+                rule.id, text,
+            )
 
 
 def test_bech32_checksum() -> None:
