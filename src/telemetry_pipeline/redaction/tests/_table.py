@@ -3,6 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class Tally:
+    """Positives found and negatives touched, per family or entity type."""
+
+    positives: int = 0
+    hits: int = 0
+    negatives: int = 0
+    false_positives: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.positives += other.positives
+        self.hits += other.hits
+        self.negatives += other.negatives
+        self.false_positives += other.false_positives
+
+    def row(self, name: str) -> list[object]:
+        """name, positives, recall, negatives, false positives, false-positive rate."""
+        return [name, self.positives, rate(self.hits, self.positives), self.negatives, self.false_positives,
+                rate(self.false_positives, self.negatives)]
+
+
+TALLY_COLUMNS = (("positives", 9), ("recall", 7), ("negatives", 9), ("fp", 4), ("fp rate", 7))
 
 
 def format_table(columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[object]]) -> str:

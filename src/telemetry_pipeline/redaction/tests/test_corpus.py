@@ -22,6 +22,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from telemetry_pipeline.redaction import RedactionConfig, Redactor
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
+from telemetry_pipeline.redaction.tests._table import TALLY_COLUMNS, Tally, format_table
 
 CORPUS = Path(__file__).parent / "data" / "pii-peer-corpus.jsonl"
 # Structural in telemetry (timestamps, URLs are what spans are made of): not redacted.
@@ -33,11 +34,7 @@ ATTRIBUTE = "app.detail"  # neither allowed nor secret by name: the value is sca
 
 
 @dataclass
-class Tally:
-    positives: int = 0
-    hits: int = 0
-    negatives: int = 0
-    false_positives: int = 0
+class CorpusTally(Tally):
     peer_rejects_redacted: int = 0  # gitleaks fps by entropy / allowlist / stopword that we redact
 
 
@@ -76,11 +73,11 @@ def _redacted_outputs(redactor: Redactor, text: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def table() -> dict[str, Tally]:
+def table() -> dict[str, CorpusTally]:
     redactor = Redactor(RedactionConfig(), Pseudonymizer(b"corpus-test-key-0123456789"))
-    tallies: dict[str, Tally] = {}
+    tallies: dict[str, CorpusTally] = {}
     for row in filter(_counted, _rows()):
-        tally = tallies.setdefault(row["entity"], Tally())
+        tally = tallies.setdefault(row["entity"], CorpusTally())
         text = row["text"]
         outputs = _redacted_outputs(redactor, text)
         if row["expected_spans"]:
@@ -98,22 +95,13 @@ def table() -> dict[str, Tally]:
     return tallies
 
 
-def _format(tallies: dict[str, Tally]) -> str:
-    lines = [
-        f"{'entity':24} {'positives':>9} {'recall':>7} {'negatives':>9} {'fp':>4} {'fp rate':>7} "
-        f"{'gitleaks-rejected redacted':>26}"
-    ]
-    for entity, t in sorted(tallies.items()):
-        recall = t.hits / t.positives if t.positives else float("nan")
-        fp_rate = t.false_positives / t.negatives if t.negatives else 0.0
-        lines.append(
-            f"{entity:24} {t.positives:9} {recall:7.3f} {t.negatives:9} {t.false_positives:4} "
-            f"{fp_rate:7.3f} {t.peer_rejects_redacted:26}"
-        )
-    return "\n".join(lines)
+def _format(tallies: dict[str, CorpusTally]) -> str:
+    columns = (("entity", 24), *TALLY_COLUMNS, ("gitleaks-rejected redacted", 26))
+    rows = [[*tally.row(entity), tally.peer_rejects_redacted] for entity, tally in sorted(tallies.items())]
+    return format_table(columns, rows)
 
 
-def test_recall_per_type(table: dict[str, Tally], capsys: pytest.CaptureFixture[str]) -> None:
+def test_recall_per_type(table: dict[str, CorpusTally], capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print("\n" + _format(table))
     low = [
@@ -125,7 +113,7 @@ def test_recall_per_type(table: dict[str, Tally], capsys: pytest.CaptureFixture[
     assert sum(1 for tally in table.values() if tally.positives) >= 60
 
 
-def test_false_positive_rate_of_personal_data_types(table: dict[str, Tally]) -> None:
+def test_false_positive_rate_of_personal_data_types(table: dict[str, CorpusTally]) -> None:
     for entity in PRECISE_TYPES:
         tally = table[entity]
         assert tally.negatives > 0

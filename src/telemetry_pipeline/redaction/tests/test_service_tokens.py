@@ -19,7 +19,6 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 import rstr
@@ -35,6 +34,7 @@ from telemetry_pipeline.redaction.service_tokens import (
     bech32_valid,
     confirmed,
 )
+from telemetry_pipeline.redaction.tests._table import TALLY_COLUMNS, Tally, format_table
 
 SEED = 14
 # rstr caps every repeat at 100; some patterns are open-ended ({70,}).
@@ -45,14 +45,6 @@ MAX_FALSE_POSITIVE_RATE = 0.01
 # Where tokens reach telemetry: a bare attribute value, a log line, a JSON body.
 CONTEXTS = ("{token}", "upload failed: {token} (retrying)", '{{"value": "{token}", "retries": 3}}')
 _PARSER = importlib.import_module("re._parser")  # the parser of the running re (sre_parse before 3.11)
-
-
-@dataclass
-class Tally:
-    positives: int = 0
-    hits: int = 0
-    negatives: int = 0
-    false_positives: int = 0
 
 
 def _with_bech32_checksum(token: str) -> str:
@@ -156,23 +148,15 @@ def _table(rules: tuple[Rule, ...] = RULES) -> dict[str, Tally]:
 
 
 def _format(tallies: dict[str, Tally]) -> str:
-    lines = [
+    total = Tally()
+    for tally in tallies.values():
+        total.add(tally)
+    rows = [tally.row(family) for family, tally in sorted(tallies.items())] + [total.row("all")]
+    return (
         f"service-token rules: {len(RULES)} rules, {len(tallies)} families "
         f"({len({rule.family for rule in OWN_RULES})} with rules of our own); "
-        "samples drawn from each rule's pattern",
-        f"{'family':14} {'positives':>9} {'recall':>7} {'negatives':>9} {'fp':>4} {'fp rate':>7}",
-    ]
-    for family, t in sorted(tallies.items()):
-        lines.append(
-            f"{family:14} {t.positives:9} {t.hits / t.positives:7.3f} {t.negatives:9} {t.false_positives:4} "
-            f"{t.false_positives / t.negatives:7.3f}"
-        )
-    total = Tally(*(sum(getattr(t, field) for t in tallies.values()) for field in Tally.__dataclass_fields__))
-    lines.append(
-        f"{'all':14} {total.positives:9} {total.hits / total.positives:7.3f} {total.negatives:9} "
-        f"{total.false_positives:4} {total.false_positives / total.negatives:7.3f}"
+        "samples drawn from each rule's pattern\n" + format_table((("family", 14), *TALLY_COLUMNS), rows)
     )
-    return "\n".join(lines)
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +210,10 @@ def test_bech32_checksum() -> None:
 OPENAI_KEY = "sk-proj-Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1eF3hJ5kL7nP9rT3BlbkFJx7Yz9Ab1Cd3Ef5Gh7Ij9Kl1Mn3Op5Qr7St"
 NPM_TOKEN = "npm_qT4k9ZrW2mXb7Lp3Nc8Vd1Hs6Gf0Jy5Ae2Ru"
 DISCORD_TOKEN = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.Mn0pQr1sTu2vWx3yZa4bCd5eFg6hIj7kLm8nOp9"
+# The three services issue 14 found passing through (the values are random, not real keys).
+PYPI_TOKEN = "pypi-AgEIcHlwaS5vcmcCJGI0ZDlmYzU1LTk4NjEtNGQ0Ni04ZDg0LTlkNjYzMzE2MzMwNQACKlszLCJi"
+SENDGRID_KEY = "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"
+TWILIO_KEY = "SK5f3c2b1a0e9d8c7b6a5f4e3d2c1b0a99"
 
 
 @pytest.mark.parametrize(
@@ -238,6 +226,11 @@ DISCORD_TOKEN = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.Mn0pQr1sTu2vWx3yZa4bCd5eFg6hI
         ("twilio key SK5F3C2B1A0E9D8C7B6A5F4E3D2C1B0A99 in use", "SK5F3C2B1A0E9D8C7B6A5F4E3D2C1B0A99"),
         (f"npm publish --token {NPM_TOKEN}", NPM_TOKEN),
         (f"//registry.npmjs.org/:_authToken={NPM_TOKEN}", NPM_TOKEN),
+        (f"twine upload -u __token__ -p {PYPI_TOKEN} dist/*", PYPI_TOKEN),
+        (f'{{"sendgrid_api_key": "{SENDGRID_KEY}"}}', SENDGRID_KEY),
+        (f"mail client: Authorization bearer set from {SENDGRID_KEY}", SENDGRID_KEY),
+        (f"twilio sid={TWILIO_KEY} region=us1", TWILIO_KEY),
+        (f"TWILIO_API_KEY={TWILIO_KEY}", TWILIO_KEY),
     ],
 )
 def test_tokens_are_masked_whole(text: str, secret: str) -> None:
