@@ -10,7 +10,11 @@ reaches today (the draws are seeded, so the figure is exact): a change that lose
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, TracesData
 
 from telemetry_pipeline.redaction import RedactionConfig, Redactor
 from telemetry_pipeline.redaction.config import DEV_HMAC_KEY
@@ -19,10 +23,17 @@ from telemetry_pipeline.redaction.service_tokens import gitleaks_config
 from telemetry_pipeline.redaction.tests._table import format_table
 from telemetry_pipeline.redaction.tests.gitleaks_measure import (
     CONTEXTS,
+    LITERAL_CASES,
+    LOG_LINE,
     NOT_A_TOKEN,
     TABLE_COLUMNS,
+    Allowlist,
     FamilyTally,
     RuleResult,
+    SeededRstr,
+    compiled,
+    draw_secrets,
+    keyword_for,
     measure,
     table_row,
 )
@@ -129,3 +140,34 @@ def test_draws_left_out_are_no_tokens(rule_id: str) -> None:
     assert is_token(real) and not is_token(drawn)
     redactor = Redactor(RedactionConfig(), Pseudonymizer(DEV_HMAC_KEY))
     assert real[-12:] not in redactor.redact_text(f"upstream said {real} twice")
+
+
+def _redacted_in_a_span(redactor: Redactor, text: str) -> str:
+    """`text` as a span attribute, redacted as the core calls it: with the serialized message, so
+    the prefilter (one Hyperscan pass over the bytes) decides whether the span is visited."""
+    traces = TracesData(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[
+        Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="GET /x", attributes=[
+            KeyValue(key="app.detail", value=AnyValue(string_value=text)),
+        ]),
+    ])])])
+    redactor.redact(traces, traces.SerializeToString())
+    return traces.resource_spans[0].scope_spans[0].spans[0].attributes[0].value.string_value
+
+
+def test_the_prefilter_lets_every_rule_through() -> None:
+    """Each rule's prefilter pattern (service_tokens.loose_patterns) finds what the rule finds: a
+    drawn secret in a log line is redacted the same in a span as by redact_text."""
+    config = gitleaks_config()
+    allowlist = Allowlist.parse(config["allowlist"])
+    generator = SeededRstr(random.Random(SEED))
+    redactor = Redactor(RedactionConfig(), Pseudonymizer(DEV_HMAC_KEY))
+    differ = []
+    for rule in config["rules"]:
+        if "regex" not in rule or rule["id"] in LITERAL_CASES:
+            continue
+        pattern = compiled(rule["regex"])
+        for secret, drawn in draw_secrets(rule, generator, 2, allowlist)[0]:
+            for text in (LOG_LINE.format(keyword=keyword_for(rule, pattern, secret), secret=secret), drawn):
+                if _redacted_in_a_span(redactor, text) != redactor.redact_text(text):
+                    differ.append(rule["id"])
+    assert not differ, f"redacted differently behind the prefilter: {sorted(set(differ))}"
