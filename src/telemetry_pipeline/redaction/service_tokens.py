@@ -44,14 +44,16 @@ class Rule:
     format's own check (a checksum) where it has one, the least entropy its secret has, and where
     the secret is: with `exact`, the group that took part ending last (the longest of those), as it
     is (a regex that delimits its secret itself); else the first, grown to the end of its token.
-    `loose`: its pattern for Hyperscan's prefilter when not the regex itself."""
+    `loose`: its pattern for Hyperscan's prefilter when not the regex itself; `context`: a pattern
+    the whole text must hold as well (a Kubernetes Secret's `kind: Secret`)."""
 
-    __slots__ = ("check", "exact", "id", "loose", "min_entropy", "needs_digit", "pattern")
+    __slots__ = ("check", "context", "exact", "id", "loose", "min_entropy", "needs_digit", "pattern")
 
     def __init__(
         self, rule_id: str, regex: str, flags: int = 0, alone: bool = True,
         check: Callable[[str], bool] | None = None, exact: bool = False,
         min_entropy: float = MIN_ENTROPY, loose: str | None = None, needs_digit: bool | None = None,
+        context: str | None = None,
     ) -> None:
         self.id = rule_id
         if alone:
@@ -64,6 +66,7 @@ class Rule:
         self.exact = exact
         self.min_entropy = min_entropy
         self.loose = loose
+        self.context = re.compile(context, re.ASCII) if context is not None else None
 
     @property
     def family(self) -> str:
@@ -293,6 +296,14 @@ OWN_RULES: tuple[Rule, ...] = (
     # Dropbox short-lived access tokens: "sl." (or "sl.u.") and 130+ characters.
     # https://developers.dropbox.com/oauth-guide
     Rule("dropbox-access-token", r"sl\.(?:u\.)?[A-Za-z0-9_-]{130,}"),
+    # Kubernetes Secret manifests (a `kubectl get secret -o yaml` in a log): the base64 values under
+    # `data:`, masked with their keys, in a text that says `kind: Secret` (not ExternalSecret,
+    # SopsSecret). Each line is anchored by its line break: linear in the text.
+    # https://kubernetes.io/docs/concepts/configuration/secret/
+    Rule("kubernetes-secret-data",
+         r"\bdata:[ \t]*\r?\n((?:[ \t]+(?:#[^\n]*|[\w.-]+:[ \t]*(?:[|>][-+]?[ \t]*\r?\n[ \t]+)?"
+         r"[\"']?[A-Za-z0-9+/]{10,}={0,3}[\"']?)[ \t]*(?:\r?\n|$))+)",
+         alone=False, exact=True, needs_digit=False, context=r"(?i)\bkind:[ \t]*[\"']?secret[\"']?(?![\w-])"),
     # -- Payments, commerce and messaging
     # Stripe webhook signing secrets: "whsec_". https://docs.stripe.com/webhooks#verify-events
     Rule("stripe-webhook-secret", r"whsec_[A-Za-z0-9]{32,}"),
@@ -485,6 +496,8 @@ def confirmed(rule: Rule, match: re.Match[str]) -> tuple[int, int] | None:
     if rule.needs_digit and not any(char.isdigit() for char in secret):
         return None
     if rule.check is not None and not rule.check(secret):
+        return None
+    if rule.context is not None and rule.context.search(text) is None:
         return None
     return start, end
 

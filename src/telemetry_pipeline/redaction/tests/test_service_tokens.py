@@ -61,15 +61,32 @@ def _with_bech32_checksum(token: str) -> str:
 CHECKSUMS: dict[Callable[[str], bool], Callable[[str], str]] = {bech32_valid: _with_bech32_checksum}
 
 
+def _drawn_document(rule: Rule, generator: rstr.Rstr) -> str:
+    """A draw of a multi-line document's rule with each open repeat at most 10 times, not 300 (a
+    Kubernetes manifest drawn at 300 averaged 90 KB: seconds per sample)."""
+    xeger = importlib.import_module("rstr.xeger")
+    limit, xeger.STAR_PLUS_LIMIT = xeger.STAR_PLUS_LIMIT, 10
+    try:
+        return generator.xeger(rule.pattern.pattern)
+    finally:
+        xeger.STAR_PLUS_LIMIT = limit
+
+
 def _sample(rule: Rule, generator: rstr.Rstr, context: str) -> tuple[str, tuple[int, int]]:
     """A random string from the rule's pattern in `context`, which the rule confirms there: the
     text and the secret's span."""
     for _ in range(100):
-        # A line break drawn for `.` or `\s` becomes a space: telemetry values are mostly one line.
-        drawn = generator.xeger(rule.pattern.pattern).replace("\n", " ").replace("\r", " ")
+        # A line break drawn for `.` or `\s` becomes a space: telemetry values are mostly one line
+        # (not for a rule of a multi-line document, which has a context: a Kubernetes manifest).
+        if rule.context is None:
+            drawn = generator.xeger(rule.pattern.pattern).replace("\n", " ").replace("\r", " ")
+        else:
+            drawn = _drawn_document(rule, generator)
         if rule.check is not None:
             drawn = CHECKSUMS[rule.check](drawn)
         text = context.format(token=drawn)
+        if rule.context is not None:  # the text the rule also wants around the token ("kind: Secret")
+            text = generator.xeger(rule.context.pattern) + "\n" + text
         match = rule.pattern.search(text)
         span = confirmed(rule, match) if match is not None else None
         if span is not None:
