@@ -46,7 +46,7 @@ import rstr
 
 from telemetry_pipeline.redaction import Redactor
 from telemetry_pipeline.redaction.detectors import _jwt
-from telemetry_pipeline.redaction.service_tokens import bech32_valid, python_regex
+from telemetry_pipeline.redaction.service_tokens import GITLEAKS_CONTEXT_RULES, bech32_valid, python_regex
 
 # rstr caps open repeats at 100; gitleaks has {250,} (1Password) and {100,}.
 importlib.import_module("rstr.xeger").STAR_PLUS_LIMIT = 300
@@ -226,8 +226,9 @@ def _secret(rule: dict[str, Any], pattern: re.Pattern[str], match: re.Match[str]
     piece): 16+ characters or a third of the match."""
     if rule.get("secretGroup"):
         return match.group(rule["secretGroup"]) or ""
-    if _ASSIGNMENT in rule["regex"]:
-        # "name = value": the value, the group ending last (however short), not the whole match.
+    if _ASSIGNMENT in rule["regex"] or rule["id"] in GITLEAKS_CONTEXT_RULES:
+        # "name = value" and a value in its context (curl -H "..."): the value, the group ending
+        # last (however short), not the whole match; as the rule is loaded (service_tokens).
         spans = [match.span(group) for group in range(1, pattern.groups + 1) if match.start(group) != -1]
         if spans:
             start, end = max(spans, key=lambda span: (span[1], -span[0]))
