@@ -7,8 +7,11 @@ No rule table is kept here by hand. The rules come from:
   plugins our own detectors cover (AWS, GitHub, Slack, Stripe, JWT, private keys, URL credentials,
   IP addresses);
 - our own rules (OWN_RULES), each written by us from the provider's own published token format
-  (its page named beside it), where detect-secrets has none or a narrower one. No other scanner's
-  rule text is copied.
+  (its page named beside it), where detect-secrets has none or a narrower one;
+- gitleaks (MIT), its maintained default rule set vendored whole in gitleaks/ (SOURCE.md names the
+  commit): the rules whose secret is told by what stands before it, not by a format of its own
+  ("adafruit_api_key = <32 characters>", a curl command's Authorization header), loaded from that
+  file at import (_gitleaks_keyword_rules). No scanner's rule text is copied into this file.
 
 A rule is either a token standing alone (its regex may not start inside a longer word) or a name
 assigned a value (the plugin's regex holds the name; its first group is the value). A candidate
