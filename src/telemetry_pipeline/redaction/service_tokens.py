@@ -306,7 +306,8 @@ OWN_RULES: tuple[Rule, ...] = (
     Rule("kubernetes-secret-data",
          r"\bdata:[ \t]*\r?\n((?:[ \t]+(?:#[^\n]*|[\w.-]+:[ \t]*(?:[|>][-+]?[ \t]*\r?\n[ \t]+)?"
          r"[\"']?[A-Za-z0-9+/]{10,}={0,3}[\"']?)[ \t]*(?:\r?\n|$))+)",
-         alone=False, exact=True, needs_digit=False, context=r"(?i)\bkind:[ \t]*[\"']?secret[\"']?(?![\w-])"),
+         alone=False, exact=True, needs_digit=False, context=r"(?i)\bkind:[ \t]*[\"']?secret[\"']?(?![\w-])",
+         loose=r"data:[ \t]*\r?\n[ \t]"),
     # -- Payments, commerce and messaging
     # Stripe webhook signing secrets: "whsec_". https://docs.stripe.com/webhooks#verify-events
     Rule("stripe-webhook-secret", r"whsec_[A-Za-z0-9]{32,}"),
