@@ -606,9 +606,21 @@ def _gitleaks_keyword_rules() -> tuple[Rule, ...]:
         rules.append(Rule(
             rule["id"], regex, flags, alone=False, exact=True, needs_digit=False,
             min_entropy=max(rule.get("entropy", 0), GITLEAKS_MIN_ENTROPY),
-            loose=_unanchored(regex.replace(_GITLEAKS_NAME_START, "").replace("(?-i:", "(?:")),
+            loose=_gitleaks_loose(regex),
         ))
     return tuple(rules)
+
+
+def _gitleaks_loose(regex: str) -> str:
+    """A gitleaks rule's pattern for the prefilter: without its leading optional name characters
+    and, for a "name = value" rule, cut after the assignment (the provider's word, the name's rest,
+    the operator: the value's class made the scan 15% slower). A rule that goes on with another
+    alternative after the value (Atlassian's `...)|\\b(ATATT3...)`) keeps it whole."""
+    loose = regex.replace(_GITLEAKS_NAME_START, "").replace("(?-i:", "(?:")
+    assignment = GITLEAKS_ASSIGNMENT.search(loose)
+    if assignment is not None and ")|" not in loose[assignment.end():]:
+        loose = loose[:assignment.end()]
+    return _unanchored(loose)
 
 
 RULES: tuple[Rule, ...] = _detect_secrets_rules() + OWN_RULES + _gitleaks_keyword_rules()
