@@ -48,15 +48,18 @@ class Rule:
     the secret is: with `exact`, the group that took part ending last (the longest of those), as it
     is (a regex that delimits its secret itself); else the first, grown to the end of its token.
     `loose`: its pattern for Hyperscan's prefilter when not the regex itself; `context`: a pattern
-    the whole text must hold as well (a Kubernetes Secret's `kind: Secret`)."""
+    the whole text must hold as well (a Kubernetes Secret's `kind: Secret`); `not_named`: a pattern
+    which, in the match before the secret, makes it none (`datadog.git.commit.sha=<40 hex>`)."""
 
-    __slots__ = ("check", "context", "exact", "id", "loose", "min_entropy", "needs_digit", "pattern")
+    __slots__ = (
+        "check", "context", "exact", "id", "loose", "min_entropy", "needs_digit", "not_named", "pattern",
+    )
 
     def __init__(
         self, rule_id: str, regex: str, flags: int = 0, alone: bool = True,
         check: Callable[[str], bool] | None = None, exact: bool = False,
         min_entropy: float = MIN_ENTROPY, loose: str | None = None, needs_digit: bool | None = None,
-        context: str | None = None,
+        context: str | None = None, not_named: str | None = None,
     ) -> None:
         self.id = rule_id
         if alone:
@@ -70,6 +73,7 @@ class Rule:
         self.min_entropy = min_entropy
         self.loose = loose
         self.context = re.compile(context, re.ASCII) if context is not None else None
+        self.not_named = None if not_named is None else re.compile(not_named, re.ASCII | re.IGNORECASE)
 
     @property
     def family(self) -> str:
@@ -503,6 +507,8 @@ def confirmed(rule: Rule, match: re.Match[str]) -> tuple[int, int] | None:
         return None
     if rule.context is not None and rule.context.search(text) is None:
         return None
+    if rule.not_named is not None and rule.not_named.search(text, match.start(), start) is not None:
+        return None
     return start, end
 
 
@@ -568,6 +574,11 @@ GITLEAKS_NOT_LOADED = frozenset({"generic-api-key"})
 # The least entropy of a value after a provider's name where gitleaks sets none: "aaaabbbbccccdddd"
 # (2.0) and the placeholders is_placeholder names stay; 16 random digits reach 2.3 to 3.3.
 GITLEAKS_MIN_ENTROPY = 2.2
+# Names of the structure telemetry carries, not of a credential: the hex after
+# `datadog.git.commit.sha=` is a commit, after `sentry.trace_id=` a trace.
+GITLEAKS_STRUCTURAL_NAMES = (
+    r"commit|sha(?:1|256)?(?![a-z])|digest|checksum|hash|revision|trace_?id|span_?id|etag"
+)
 
 
 _MID_CASE_FLAG = re.compile(r"(?<!^)\(\?i\)")
@@ -605,6 +616,7 @@ def _gitleaks_keyword_rules() -> tuple[Rule, ...]:
         regex, flags = python_regex(regex)
         rules.append(Rule(
             rule["id"], regex, flags, alone=False, exact=True, needs_digit=False,
+            not_named=GITLEAKS_STRUCTURAL_NAMES,
             min_entropy=max(rule.get("entropy", 0), GITLEAKS_MIN_ENTROPY),
             loose=_gitleaks_loose(regex),
         ))

@@ -139,6 +139,42 @@ def test_draws_left_out_are_no_tokens(rule_id: str) -> None:
     assert real[-12:] not in redactor.redact_text(f"upstream said {real} twice")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The structure telemetry carries, after a provider's name (GITLEAKS_STRUCTURAL_NAMES).
+        "datadog.git.commit.sha=8f14e45fceea167a5a36dedd4bea2543a1b2c3d4",
+        "bitbucket.trace_id=8f14e45fceea167a5a36dedd4bea2543",
+        "okta.domain=dev-123456.okta.com",
+        "twitter.user_id: 1234567890123456789",
+        "confluent.cluster.id=lkc-abc123",
+        'curl -H "Accept: application/json" https://api.example.com/v1/items',
+        # A ConfigMap's data, and a Secret's empty or templated values (gitleaks' false positives).
+        "kind: ConfigMap\ndata:\n  config: YWRtaW46cGFzc3dvcmQ=\n",
+        'apiVersion: v1\nkind: Secret\ntype: Opaque\ndata:\n  htpasswd: ""\n',
+        "apiVersion: v1\nkind: Secret\ndata:\n  password: {{ .Values.Password }}\n",
+        "kind: ExternalSecret\nspec:\n  data:\n    - secretKey: api-key\n",
+    ],
+)
+def test_provider_names_before_structure_are_left_alone(text: str) -> None:
+    redactor = Redactor(RedactionConfig(), Pseudonymizer(DEV_HMAC_KEY))
+    assert redactor.redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("datadog_app=8f14e45fceea167a5a36dedd4bea2543a1b2c3d4", "8f14e45fceea167a5a36dedd4bea2543a1b2c3d4"),
+        ('"adafruit.io": "zq7w0xk2pplr9tnb4svd8yhf3mgc1jeu"', "zq7w0xk2pplr9tnb4svd8yhf3mgc1jeu"),
+        ('curl -H "Authorization: Token 9f8e7d6c5b4a3928170" https://x', "9f8e7d6c5b4a3928170"),
+        ('<add key="ClearTextPassword" value="hunter2!x%9Q" />', "hunter2!x%9Q"),
+    ],
+)
+def test_secrets_after_a_provider_name_or_in_context_are_redacted(text: str, secret: str) -> None:
+    redactor = Redactor(RedactionConfig(), Pseudonymizer(DEV_HMAC_KEY))
+    assert secret not in redactor.redact_text(text)
+
+
 def _redacted_in_a_span(redactor: Redactor, text: str) -> str:
     """`text` as a span attribute, redacted as the core calls it: with the serialized message, so
     the prefilter (one Hyperscan pass over the bytes) decides whether the span is visited."""
