@@ -131,9 +131,16 @@ def produce(
     partitions: list[int] | None = None,
     max_bytes: int = 1_000_000,
 ) -> None:
-    """Records by the Collector's partitioner (murmur2 on the key), or to the given partitions."""
+    """Records by the Collector's partitioner (murmur2 on the key), or to the given partitions. Each
+    exactly once (idempotent producer): a retry after a lost acknowledgement must not write a second
+    copy, which the worker would count and replay of the same input would not."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "message.max.bytes": max_bytes}
+        {
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",
+            "message.max.bytes": max_bytes,
+            "enable.idempotence": True,
+        }
     )
     for index, (key, value) in enumerate(records):
         if partitions is None:
