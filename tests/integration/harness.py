@@ -131,16 +131,9 @@ def produce(
     partitions: list[int] | None = None,
     max_bytes: int = 1_000_000,
 ) -> None:
-    """Records by the Collector's partitioner (murmur2 on the key), or to the given partitions. Each
-    exactly once (idempotent producer): a retry after a lost acknowledgement must not write a second
-    copy, which the worker would count and replay of the same input would not."""
+    """Records by the Collector's partitioner (murmur2 on the key), or to the given partitions."""
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "partitioner": "murmur2_random",
-            "message.max.bytes": max_bytes,
-            "enable.idempotence": True,
-        }
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "message.max.bytes": max_bytes}
     )
     for index, (key, value) in enumerate(records):
         if partitions is None:
