@@ -139,8 +139,9 @@ class _WorkerRun:
     def snapshots(self) -> Snapshots:
         return _by_key(m.value() for m in self.reader.messages)
 
-    def wait_for(self, expected: set[SnapshotKey], timeout_s: float = 240, share: float = 1.0) -> None:
-        """Until `share` of the expected snapshots have come."""
+    def wait_for(self, expected: set[SnapshotKey], timeout_s: float = 420, share: float = 1.0) -> None:
+        """Until `share` of the expected snapshots have come. Generous: a worker restarted after a
+        SIGKILL took 205 s under load where a fresh one reads the whole backlog in 40 s (the xfail's (2))."""
         wanted = int(len(expected) * share)
 
         def done(messages: list[Message]) -> bool:
@@ -197,17 +198,24 @@ def _compare(name: str, expected: Snapshots, got: Snapshots) -> None:
         f"e.g. {sorted(missing)[:2]} {sorted(unexpected)[:2]}"
     )
     differing = [key for key, values in within.items() if any(v != expected[key][0] for v in values)]
-    example = differing and (expected[differing[0]][0], within[differing[0]])
+    example = ""
+    if differing:
+        want = expected[differing[0]][0]
+        got_fields = [{f: (want[f], v[f]) for f in want if v[f] != want[f]} for v in within[differing[0]]]
+        example = f"{differing[0]}, (replay, worker) per copy sent: {got_fields}"
     assert not differing, f"{name}: {len(differing)} of {len(expected)} snapshots differ, e.g. {example}"
 
 
 @pytest.mark.xfail(
     strict=False,
-    reason="after the session's merges (memory bounds, rewind of uncommitted partitions, per-channel "
-    "watermark) it failed 2 of 2 runs under load, passed 2 of 2 on the event-time branch alone: in CI the "
-    "paced worker counted 3 more frontend logs than replay early on (562 of 3,381 snapshots differ, "
-    "log_trace_correlation 0.884 against 0.880); alone under load the SIGKILL-in-backlog run did not "
-    "reach every snapshot within 240 s. Cause not found yet (issue 15)",
+    reason="issue 15, two causes not found. (1) In CI (whole suite, 2026-12-06) the paced worker's "
+    "frontend snapshots differed from replay's from the first minutes on (562 of 3,381; "
+    "log_trace_correlation 0.884 against 0.880; 0 late drops), seen once; not since in 4 runs under two "
+    "busy loops, nor with the paced worker stopped past its session timeout (1-3 rebalances, 527 partials "
+    "redelivered, exact); a duplicated input message changes 1,100-1,700 snapshots (290-470 for "
+    "frontend-only ones). (2) Under two busy loops the worker restarted after the SIGKILL took 113 s and "
+    "205 s in two runs; in a third it logged nothing and its ingest never decoded a record in 420 s (stuck "
+    "before its agents take input: group join, table recovery?); a fresh worker reads the backlog in 40 s",
 )
 def test_slis_and_enrichment_do_not_depend_on_arrival(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
@@ -235,6 +243,9 @@ def test_slis_and_enrichment_do_not_depend_on_arrival(kafka_bootstrap: str, tmp_
     keys = set(expected)
 
     def check(name: str, run: _WorkerRun) -> None:
+        # Beside replay's out dirs, to diff when it fails (pytest --basetemp keeps them).
+        lines = b"".join(message.value() + b"\n" for message in run.reader.messages)
+        (run.deployment.workdir / "sli.jsonl").write_bytes(lines)
         late, coverage = run.late_dropped(), run.log_coverage(rooted)
         print(f"{name}: {late} buckets dropped as late, log coverage {coverage:.4f}")
         _compare(name, expected, run.snapshots())

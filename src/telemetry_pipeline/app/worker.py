@@ -192,6 +192,10 @@ def create_app(config: PipelineConfig) -> faust.App:
         again, the engine recognises by source offset and skips."""
         delivery = shell.delivery()
         await shell.start_agent(stream)
+        # The SLOs (catalog overrides) and maintenance windows come from the context topics: a step
+        # evaluated before they are read would burn against the default SLO and page or resolve
+        # differently from replay (seen after a restart: a page resolved during its outage).
+        await shell.context_loaded()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             now = shell.last_partial_ms = _now_ms()  # first: the tick must not take this moment for idle
             by_channel: dict[str, list[SliPartial]] = {}  # per sli-partials partition, in its order
@@ -381,8 +385,8 @@ class _Shell:
 
     async def context_loaded(self) -> None:
         """Wait (bounded, from when the group is joined: no record arrives before) until the context
-        topics are read to their end, so the first records already find their users and services;
-        later updates apply as they arrive."""
+        topics are read to their end, so the first records already find their users and services, and
+        the first SLI steps their SLOs and maintenance windows; later updates apply as they arrive."""
         await self.joined.wait()
         try:
             await asyncio.wait_for(

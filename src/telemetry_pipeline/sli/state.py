@@ -18,6 +18,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 STATE_VERSION = 1
 
 
@@ -42,14 +44,19 @@ class StateStore:
         self._store = store
 
     def save(self, state: ServiceState) -> None:
+        # A copy of the offsets and buckets, not the engine's live ones: Faust's memory table keeps the
+        # object and serializes it only when its producer sends the changelog record, by which time the
+        # engine may have rolled the tiers past `evaluated_ms`; recovered, such a record evaluated those
+        # steps again on other buckets and sent them twice with other numbers.
+        sources, tiers = _detached(state.sources, state.tiers)
         self._store[state.service] = {
             "version": STATE_VERSION,
             "max_event_ms": state.max_event_ms,
             "evaluated_ms": state.evaluated_ms,
             "late_dropped": state.late_dropped,
             "watermark_ms": state.watermark_ms,
-            "sources": state.sources,
-            "tiers": state.tiers,
+            "sources": sources,
+            "tiers": tiers,
         }
 
     def forget(self, service: str) -> None:
@@ -59,16 +66,23 @@ class StateStore:
         states = {}
         for service, stored in self._store.items():
             value = _migrate(service, stored)
+            # Detached from the stored value too: it may be a record still waiting to be sent.
+            sources, tiers = _detached(value["sources"], value["tiers"])
             states[service] = ServiceState(
                 service,
                 value["max_event_ms"],
                 value["evaluated_ms"],
                 value["late_dropped"],
                 value["watermark_ms"],
-                value["sources"],
-                value["tiers"],
+                sources,
+                tiers,
             )
         return states
+
+
+def _detached(sources: dict, tiers: list) -> tuple[dict, list]:
+    """Copies sharing nothing with the arguments (plain JSON, as the changelog holds them)."""
+    return tuple(orjson.loads(orjson.dumps([sources, tiers])))  # type: ignore[return-value]
 
 
 def _migrate(service: str, value: dict[str, Any]) -> dict[str, Any]:

@@ -35,3 +35,20 @@ def test_an_unknown_version_fails_naming_it_not_the_value(version: object, shown
     with pytest.raises(StateFormatError, match=f"'checkout' has version {shown}") as failure:
         StateStore(store).load()
     assert "otlp_spans" not in str(failure.value)
+
+
+def test_a_saved_value_stays_as_saved_while_the_state_goes_on() -> None:
+    """Faust's memory table keeps the value object and serializes it only when the changelog record
+    is sent: changes the engine makes after saving must not reach it (nor a loaded state's changes the
+    value it was loaded from)."""
+    store: dict[str, dict] = {}
+    state = _state()
+    StateStore(store).save(state)
+    state.sources["otlp_spans[0]"][0] = 9
+    state.tiers[0].append([60_000, 1])
+    assert store["checkout"]["sources"] == {"otlp_spans[0]": [7, 120_000]}
+    assert store["checkout"]["tiers"] == [[], []]
+    loaded = StateStore(store).load()["checkout"]
+    loaded.sources["otlp_spans[0]"][0] = 11
+    loaded.tiers[1].append([0, 1])
+    assert StateStore(store).load() == {"checkout": _state()}
