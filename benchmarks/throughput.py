@@ -847,6 +847,9 @@ def _figures(
     cpu = _workers_at(samples, last, "cpu_s") - _workers_at(samples, first, "cpu_s")
     waited = _workers_at(samples, last, "runqueue_wait_s") - _workers_at(samples, first, "runqueue_wait_s")
     latencies = sorted(latency / 1e6 for _, _, _, latency in arrivals)
+    by_signal: dict[str, list[float]] = {}
+    for _, signal_, _, latency in arrivals:
+        by_signal.setdefault(ITEM_NAMES[signal_], []).append(latency / 1e6)
     figures.update(
         {
             "seconds_to_first_output": first - started,
@@ -864,6 +867,11 @@ def _figures(
                 "messages": len(latencies),
                 "measures": "producer timestamp to arrival on .clean"
                 + ("" if paced else ", including the wait of pre-loaded messages (use --rate)"),
+                # Where a tail comes from: logs wait in the hold for their trace's root span.
+                "by_signal": {
+                    name: {"p50": _percentile(sorted(ms), 0.50), "max": max(ms), "messages": len(ms)}
+                    for name, ms in by_signal.items()
+                },
             },
         }
     )
