@@ -1,4 +1,5 @@
-"""What the two benchmarks share: the workload flags, the generated workload, the results files.
+"""What the benchmarks share: the workload flags, the generated workload, reading output topics, the
+results files.
 
 The workload is made by `telemetry_pipeline.generate` and held in memory as encoded protobuf
 payloads, so generating it is never part of a measurement.
@@ -10,18 +11,24 @@ import argparse
 import os
 import platform
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+from confluent_kafka import Consumer, TopicPartition
 
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.generate import GeneratedMessage, GeneratorConfig, context_records, iter_messages
 from telemetry_pipeline.otlp import Signal
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # What the records of each signal are called in the reports.
@@ -105,6 +112,54 @@ def build_workload(args: argparse.Namespace) -> Workload:
                 break
     users, services = context_records(config)
     return Workload(config, messages, users, services)
+
+
+class TopicReader(threading.Thread):
+    """Reads partitions from offset 0 in a thread of its own and hands each message, with its arrival
+    time (ns), to `on_message`; what stopped it early is kept in `error`."""
+
+    def __init__(self, name: str, bootstrap: str, group_id: str, partitions: list[TopicPartition]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group_id,  # required by librdkafka; never joined (assign)
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,  # arrival time should be the broker's, not a fetch's wait
+                "fetch.min.bytes": 1,
+            }
+        )
+        self._consumer.assign(partitions)
+        self._stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    def on_message(self, message: Any, arrived_ns: int) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                for message in self._consumer.consume(1000, 0.1):
+                    if message.error():
+                        continue
+                    self.on_message(message, time.time_ns())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._consumer.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)
+
+
+def save_figure(figure: Figure, path: Path, dpi: int = 100) -> None:
+    """Lay the plot out, write it, and close it (pyplot keeps every open figure alive)."""
+    import matplotlib.pyplot as plt  # here: the benchmarks without plots need no matplotlib
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

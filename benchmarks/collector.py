@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import psutil
-from _workload import Workload, add_workload_flags, build_workload, host_info, rate, run_stamp, write_json
-from confluent_kafka import Consumer, TopicPartition
+from _workload import (
+    TopicReader,
+    Workload,
+    add_workload_flags,
+    build_workload,
+    host_info,
+    rate,
+    run_stamp,
+    save_figure,
+    write_json,
+)
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -183,43 +192,20 @@ def sdk_workload(args: argparse.Namespace) -> Workload:
 # -- one run: a process reading the shared input, its output counted span by span ----------------------
 
 
-class OutputCounter(threading.Thread):
+class OutputCounter(TopicReader):
     """Reads one traces output topic from the start; records (arrival ns, spans) per message."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
-        super().__init__(name=f"count-{topic}", daemon=True)
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": topic + ".counter",  # required by librdkafka; never joined (assign)
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        self._consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        self._stop_event = threading.Event()
+        assigned = [TopicPartition(topic, p, 0) for p in range(partitions)]
+        super().__init__(f"count-{topic}", bootstrap, topic + ".counter", assigned)
         self.arrivals: list[tuple[int, int]] = []
         self.spans = 0
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            while not self._stop_event.is_set():
-                for message in self._consumer.consume(500, 0.1):
-                    if message.error():
-                        continue
-                    traces = TracesData.FromString(message.value())
-                    count = sum(len(ss.spans) for rs in traces.resource_spans for ss in rs.scope_spans)
-                    self.spans += count
-                    self.arrivals.append((time.time_ns(), count))
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self._consumer.close()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(10)
+    def on_message(self, message: Any, arrived_ns: int) -> None:
+        traces = TracesData.FromString(message.value())
+        count = sum(len(ss.spans) for rs in traces.resource_spans for ss in rs.scope_spans)
+        self.spans += count
+        self.arrivals.append((arrived_ns, count))
 
 
 @dataclasses.dataclass
@@ -553,9 +539,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         f"{workload['items'].get('spans', 0):,} spans, SDK-encoded, {len(rss)} pairs, "
         f"{result['stamp']}"
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 if __name__ == "__main__":

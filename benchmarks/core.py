@@ -28,6 +28,7 @@ from _workload import (
     build_workload,
     host_info,
     run_stamp,
+    save_figure,
     write_json,
 )
 from rich.console import Console
@@ -124,9 +125,7 @@ def _plot(stages: dict, spans_per_cpu_s: float, path: Path) -> None:
         f"core: {spans_per_cpu_s:,.0f} spans per CPU second "
         f"(budget for {CORE_TARGET_SPANS_PER_CPU_S:,}/s: {1e6 / CORE_TARGET_SPANS_PER_CPU_S:.0f} us)"
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -45,15 +45,17 @@ from _stages import drive, new_core, profile_core, stage_breakdown
 from _workload import (
     DEFAULT_BATCH_MESSAGES,
     ITEM_NAMES,
+    TopicReader,
     Workload,
     add_workload_flags,
     build_workload,
     host_info,
     rate,
     run_stamp,
+    save_figure,
     write_json,
 )
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -235,46 +237,21 @@ class PacedLoad(threading.Thread):
 # -- reading .clean -----------------------------------------------------------------------------------
 
 
-class CleanReader(threading.Thread):
+class CleanReader(TopicReader):
     """Reads the `.clean` topics from the start; records arrival time and latency per input message."""
 
     def __init__(self, bootstrap: str, run: RunTopics, workload: Workload) -> None:
-        super().__init__(name="clean-reader", daemon=True)
         self._signals = run.clean_signals()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": run.prefix + "bench-reader",  # required by librdkafka; never joined (assign)
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,  # arrival time should be the broker's, not a fetch's wait
-                "fetch.min.bytes": 1,
-            }
-        )
-        self._consumer.assign(
-            [TopicPartition(topic, p, 0) for topic in self._signals for p in range(run.partitions)]
-        )
+        partitions = [TopicPartition(topic, p, 0) for topic in self._signals for p in range(run.partitions)]
+        super().__init__("clean-reader", bootstrap, run.prefix + "bench-reader", partitions)
         self._records = [message.records for message in workload.messages]
-        self._stop_event = threading.Event()
         self.seen: set[int] = set()
         # (arrival ns, signal, items, latency ns), first arrival of each input message only.
         self.arrivals: list[tuple[int, Signal, int, int]] = []
         self.duplicates = 0
         self.items: Counter[Signal] = Counter()
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            while not self._stop_event.is_set():
-                for message in self._consumer.consume(1000, 0.1):
-                    if message.error():
-                        continue
-                    self._record(message, time.time_ns())
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self._consumer.close()
-
-    def _record(self, message: Any, arrived_ns: int) -> None:
+    def on_message(self, message: Any, arrived_ns: int) -> None:
         headers = dict(message.headers() or ())
         seq = int(headers[SEQ_HEADER])
         if seq in self.seen:
@@ -285,10 +262,6 @@ class CleanReader(threading.Thread):
         items = self._records[seq]
         self.items[signal_] += items
         self.arrivals.append((arrived_ns, signal_, items, arrived_ns - int(headers[TS_HEADER])))
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(10)
 
 
 # -- workers and sampling -----------------------------------------------------------------------------
@@ -874,6 +847,9 @@ def _figures(
     cpu = _workers_at(samples, last, "cpu_s") - _workers_at(samples, first, "cpu_s")
     waited = _workers_at(samples, last, "runqueue_wait_s") - _workers_at(samples, first, "runqueue_wait_s")
     latencies = sorted(latency / 1e6 for _, _, _, latency in arrivals)
+    by_signal: dict[str, list[float]] = {}
+    for _, signal_, _, latency in arrivals:
+        by_signal.setdefault(ITEM_NAMES[signal_], []).append(latency / 1e6)
     figures.update(
         {
             "seconds_to_first_output": first - started,
@@ -891,6 +867,11 @@ def _figures(
                 "messages": len(latencies),
                 "measures": "producer timestamp to arrival on .clean"
                 + ("" if paced else ", including the wait of pre-loaded messages (use --rate)"),
+                # Where a tail comes from: logs wait in the hold for their trace's root span.
+                "by_signal": {
+                    name: {"p50": _percentile(sorted(ms), 0.50), "max": max(ms), "messages": len(ms)}
+                    for name, ms in by_signal.items()
+                },
             },
         }
     )
@@ -1002,9 +983,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     bottom.set_xlabel("seconds since the workers started")
     bottom.set_ylabel("CPU % / RSS MB")
     bottom.legend(loc="upper right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def _print_summary(console: Console, result: dict[str, Any]) -> None:

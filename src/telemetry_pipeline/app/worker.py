@@ -25,7 +25,7 @@ from telemetry_pipeline.analysis import Analysis
 from telemetry_pipeline.app import lograte
 from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
-from telemetry_pipeline.app.delivery import Delivery, OutboundRecord
+from telemetry_pipeline.app.delivery import Delivery, OutboundRecord, Sending
 from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.rewind import rewind_uncommitted
 from telemetry_pipeline.app.startup import check_changelog_partitions
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # A partition's end offset from the fetcher's last response is used when no older than this; else it is
 # asked from the broker (a round trip, seconds under load).
 _FETCH_FRESH_MS = 5_000
+# The longest the broker holds a fetch request with nothing to return (`_bound_fetch_responses`).
+_FETCH_MAX_WAIT_MS = 100
 
 
 class _Utf8Codec(codecs.Codec):
@@ -91,13 +93,18 @@ def _keep_queues_on_resume(app: faust.App) -> None:
 def _bound_fetch_responses(app: faust.App, max_bytes: int) -> None:
     """aiokafka's `fetch_max_bytes` (the most one fetch response brings, all partitions together),
     which Faust does not pass on: without it, 50 MiB per response, live while its records are handed
-    out and again while the next one is read."""
+    out and again while the next one is read. And its `fetch_max_wait_ms`, which Faust sets to 1.5 s:
+    aiokafka leaves a partition whose fetched records are not all taken out of the next request, and
+    sends no other request to the broker while one is open, so with small responses a partition
+    that was just emptied waits for the open request, which the broker holds up to this long when
+    the partitions in it have nothing new (benchmarks/README.md, "Deliveries in flight")."""
     thread = app.consumer._thread  # type: ignore[attr-defined]
     create = thread._create_worker_consumer
 
     def create_bounded(transport: object) -> object:
         consumer = create(transport)
         consumer._fetch_max_bytes = max_bytes  # read by its start(), which builds the fetcher
+        consumer._fetch_max_wait_ms = _FETCH_MAX_WAIT_MS
         return consumer
 
     thread._create_worker_consumer = create_bounded
@@ -160,6 +167,10 @@ def create_app(config: PipelineConfig) -> faust.App:
     services: dict[str, dict] = {}
     metrics = WorkerMetrics(worker.metrics_port, worker.metrics_host)
     shell = _Shell(app, config, trace_context, sli_state, users, services, metrics)
+    # Now, not on the first batch: building the core compiles the redaction prefilter (about 2 s of
+    # CPU), which the first messages after joining the group waited for (the p99 of a paced run).
+    # The recovered trace-context table is indexed by `reindex_trace_context` below.
+    shell.core()
 
     @sli_state.on_recover
     async def adopt_sli_services() -> None:
@@ -264,6 +275,20 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
         delivery = shell.delivery()
         await shell.start_agent(stream)
         await shell.context_loaded()
+
+        async def finish(
+            chunk: list[EventT], records: list[InputRecord], result: CoreResult, sending: Sending
+        ) -> None:
+            try:
+                await shell.delivered(result, sending, delivery)
+            except Exception as exc:
+                await shell.emit(_rejected(signal, records, exc), delivery)
+            # Their partials are delivered: the SLI side may wait for them.
+            shell.sources.processed(chunk)
+
+        # The last run, from when its outputs are produced until they are acknowledged and its inputs
+        # released: it is delivered while the next run is processed.
+        in_flight: asyncio.Future[None] | None = None
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             for chunk in chunks_of_bytes(events, worker.batch_max_bytes):
                 if signal is Signal.LOGS:
@@ -271,26 +296,33 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
                 records = [_input_record(signal, stream, event) for event in chunk]
                 await shell.tables_writable()
                 try:
-                    await shell.emit(shell.core().process(records, _now_ms()), delivery)
+                    result = shell.core().process(records, _now_ms())
+                    sending = await delivery.produce(shell.outbound(result))
                 except Exception as exc:
-                    # A crashed agent is restarted on the same stream with its batch gone (see
-                    # app/commits.py): the batch goes to the DLQ instead, and the partition moves on.
-                    log.error(
-                        "ingest-%s: %s on a batch of %d records; sending them to the DLQ",
-                        signal,
-                        type(exc).__name__,
-                        len(records),
-                        exc_info=log.isEnabledFor(logging.DEBUG),
-                    )
-                    reason = f"internal: {type(exc).__name__} while processing"
-                    rejected = CoreResult(dlq=[DlqRecord(reason, r) for r in records], finished=records)
-                    await shell.emit(rejected, delivery)
-                # Their partials are delivered: the SLI side may wait for them.
-                shell.sources.processed(chunk)
+                    result = _rejected(signal, records, exc)
+                    sending = await delivery.produce(shell.outbound(result))
+                # Inputs are released in order, and at most two runs' outputs wait in librdkafka.
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.ensure_future(finish(chunk, records, result, sending))
                 await drain_changelogs(app, worker.changelog_buffer_messages)
 
     ingest.__name__ = f"ingest_{signal}"
     app.agent(topic, name=f"ingest-{signal}")(ingest)
+
+
+def _rejected(signal: Signal, records: list[InputRecord], exc: Exception) -> CoreResult:
+    """A run the core or the delivery failed on goes to the DLQ whole, and the partition moves on: a
+    crashed agent would be restarted on the same stream with its batch gone (see app/commits.py)."""
+    log.error(
+        "ingest-%s: %s on a batch of %d records; sending them to the DLQ",
+        signal,
+        type(exc).__name__,
+        len(records),
+        exc_info=log.isEnabledFor(logging.DEBUG),
+    )
+    reason = f"internal: {type(exc).__name__} while processing"
+    return CoreResult(dlq=[DlqRecord(reason, r) for r in records], finished=records)
 
 
 def chunks_of_bytes(events: list[EventT], max_bytes: int) -> Iterator[list[EventT]]:
@@ -424,8 +456,9 @@ class _Shell:
     def delivery(self) -> Delivery:
         return Delivery(self.config.kafka.producer_config(), self.config.worker.delivery_timeout_s)
 
-    # Built on first use: agents and timers run only after Faust has recovered the tables,
-    # and both read their state from the tables when they are built.
+    # Built on first use: agents and timers run only after Faust has recovered the tables, and the
+    # analysis reads its state from them when built. The core is built in `create_app`, before that;
+    # its trace-context index is rebuilt after each recovery.
     def core(self) -> Core:
         if self._core is None:
             self._core = Core(
@@ -473,6 +506,17 @@ class _Shell:
             await self.commit_guard.release(stream, event)
 
     async def emit(self, result: CoreResult, delivery: Delivery) -> None:
+        await self.delivered(result, await delivery.produce(self.outbound(result)), delivery)
+
+    async def delivered(self, result: CoreResult, sending: Sending, delivery: Delivery) -> None:
+        """Once the result's outputs are acknowledged, release the inputs it finished."""
+        await delivery.acknowledged(sending)
+        for record in result.finished:
+            stream, event = record.ref
+            await self.commit_guard.release(stream, event)
+        self.metrics.count(result)
+
+    def outbound(self, result: CoreResult) -> list[OutboundRecord]:
         topics = self.config.topics
         outbound: list[OutboundRecord] = []
         for clean in result.clean:
@@ -493,12 +537,7 @@ class _Shell:
             by_service.setdefault(partial.service, []).append(partial)
         for service, partials in by_service.items():
             outbound.append(OutboundRecord(topics.sli_partials, service.encode(), encode_partials(partials)))
-        if outbound:
-            await delivery.send(outbound)
-        for record in result.finished:
-            stream, event = record.ref
-            await self.commit_guard.release(stream, event)
-        self.metrics.count(result)
+        return outbound
 
     def dlq_record(self, origin: InputRecord, reason: str, omit_value: bool = False) -> OutboundRecord:
         """The input unchanged, with the reason and its source in headers. Too large for the DLQ (or
