@@ -32,13 +32,23 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
+from telemetry_pipeline.sli import cumulative
 from telemetry_pipeline.sli.config import SliConfig, duration_ms
-from telemetry_pipeline.sli.partials import SliPartial
+from telemetry_pipeline.sli.partials import RequestCounts, SliPartial, add_histogram
 from telemetry_pipeline.sli.sketch import LatencyMapping, hll_estimate, quantile_ms
 from telemetry_pipeline.sli.slo import SloResolver
 from telemetry_pipeline.sli.snapshot import Cardinality, Completeness, LatencyQuantiles, SliSnapshot
 from telemetry_pipeline.sli.state import ServiceState, StateStore
-from telemetry_pipeline.sli.windows import START, WindowTotals, add_to_finest, roll, tiers_of, window_totals
+from telemetry_pipeline.sli.windows import (
+    METRIC_REQ,
+    START,
+    WindowTotals,
+    add_to_finest,
+    new_bucket,
+    roll,
+    tiers_of,
+    window_totals,
+)
 
 _QUANTILES = (0.5, 0.95, 0.99)
 
@@ -46,13 +56,14 @@ _QUANTILES = (0.5, 0.95, 0.99)
 @dataclass
 class EngineStats:
     services: int = 0
-    late_dropped: int = 0  # partial buckets whose step was already evaluated (beyond the allowed lateness)
+    late_dropped: int = 0  # partial buckets and cumulative points whose step was already evaluated
     late_dropped_by_source: Counter[str] = dataclasses.field(default_factory=Counter)
     duplicates_skipped: int = 0  # partials of input applied before (redelivered after a rebalance or crash)
     services_rejected: int = 0  # partials of new services refused because max_services was reached
     services_expired: int = 0  # services removed after their data aged out of every tier
     snapshots: int = 0
     steps_skipped: int = 0  # evaluation steps jumped over by services further behind than max_catch_up
+    metric_points_repeated: int = 0  # cumulative points of a time their series already has (sent twice)
     watermark_ms: int | None = None
 
 
@@ -192,8 +203,40 @@ class SliEngine:
                     continue
                 add_to_finest(state.tiers, bucket)
                 state.max_event_ms = max(state.max_event_ms, partial.max_time_ms)
+            self._add_cumulative(state, partial)
         self._raise_watermark_to_sources(wall_ms)
         return applied
+
+    def _add_cumulative(self, state: ServiceState, partial: SliPartial) -> None:
+        """Insert the partial's cumulative points into their series and add the changes to the per-minute
+        deltas (`cumulative`). A point in an evaluated minute is late: not inserted, so the next point's
+        delta keeps its interval (counted in a later minute rather than lost)."""
+        changed: dict[int, RequestCounts] = {}
+        for series, point in partial.cumulative:
+            if self._bucket_of(point) + self._finest_ms <= state.evaluated_ms:
+                state.late_dropped += 1
+                self._stats.late_dropped += 1
+                self._stats.late_dropped_by_source[partial.source] += 1
+                continue
+            changes = cumulative.insert(state.series.setdefault(series, []), point)
+            if changes is None:
+                self._stats.metric_points_repeated += 1
+                continue
+            threshold = self._slos.slo_for(state.service).latency_threshold_ms
+            for owner, sign, delta in changes:
+                _, _, _, counts, _, layout, to_ms, error = owner
+                values = cumulative.representatives(layout, len(counts), to_ms)
+                requests = changed.setdefault(self._bucket_of(owner), RequestCounts())
+                add_histogram(requests, delta, values, threshold, self._mapping, bool(error), sign)
+        for start_ms, requests in sorted(changed.items()):
+            bucket = new_bucket(start_ms)
+            bucket[METRIC_REQ] = requests.to_json()
+            add_to_finest(state.tiers, bucket)
+
+    def _bucket_of(self, point: list) -> int:
+        """The start of the finest bucket holding a cumulative point."""
+        time_ms = point[cumulative.TIME] // 1_000_000
+        return time_ms - time_ms % self._finest_ms
 
     def persist(self) -> None:
         """Write every service changed since the last call to the store. Input whose partials were
@@ -337,6 +380,13 @@ class SliEngine:
                 snapshots.extend(self._snapshots(state, step))
                 state.evaluated_ms = step
             step += self._step_ms
+        for state in pending:
+            cumulative.prune(
+                state.series,
+                state.evaluated_ms * 1_000_000,
+                (state.evaluated_ms - self._config.retention_ms) * 1_000_000,
+                self._config.metric_series_cache_size,
+            )
         for service in expired:
             del self._states[service]  # `persist` deletes its key
             self._stats.services_expired += 1

@@ -1,15 +1,17 @@
 """How an engine's per-service state sits in the shell's store (a Faust table with a changelog).
 
-One key per service: `<service>` -> {"version": 1, "max_event_ms", "evaluated_ms", "late_dropped",
-"watermark_ms", "sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier]}. The
-version lets a rolling deploy tell layouts apart: a value without one is the layout before versions
-(the same fields), a version this code does not know fails recovery with an error naming it rather
-than being misread. Change the layout only with a new version and a migration in `_migrate`.
+One key per service: `<service>` -> {"version": 2, "max_event_ms", "evaluated_ms", "late_dropped",
+"watermark_ms", "sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier],
+"series": {series digest: [point, ...]}}. `series` holds the recent points of the service's cumulative
+histogram series, sorted by time, in the layout of `cumulative` (version 2 added it; a version 1 value
+loads with none). The version lets a rolling deploy tell layouts apart: a value without one is version
+1, a version this code does not know fails recovery with an error naming it rather than being misread.
+Change the layout only with a new version and a migration in `_migrate`.
 
-A service's buckets and the input offsets they include are one value, written by one assignment:
-whatever a restart recovers, the buckets hold exactly the partials up to those offsets, which is what
-lets the engine skip redelivered input without ever counting it twice or losing it. Buckets use the
-layout of `windows`.
+A service's buckets, series and the input offsets they include are one value, written by one
+assignment: whatever a restart recovers, the buckets hold exactly the partials up to those offsets,
+which is what lets the engine skip redelivered input without ever counting it twice or losing it.
+Buckets use the layout of `windows`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class StateFormatError(ValueError):
@@ -35,6 +37,7 @@ class ServiceState:
     # Per input source (partition or file): the highest offset applied and its newest event time.
     sources: dict[str, list[int]] = field(default_factory=dict)
     tiers: list[list[list]] = field(default_factory=list)  # per tier, buckets sorted by start
+    series: dict[str, list[list]] = field(default_factory=dict)  # cumulative series -> recent points
 
 
 class StateStore:
@@ -50,6 +53,7 @@ class StateStore:
             "watermark_ms": state.watermark_ms,
             "sources": state.sources,
             "tiers": state.tiers,
+            "series": state.series,
         }
 
     def forget(self, service: str) -> None:
@@ -67,6 +71,7 @@ class StateStore:
                 value["watermark_ms"],
                 value["sources"],
                 value["tiers"],
+                value["series"],
             )
         return states
 
@@ -75,6 +80,10 @@ def _migrate(service: str, value: dict[str, Any]) -> dict[str, Any]:
     """The value in the current layout. Names the service (an operator's name, not telemetry data)
     and the version, never the value."""
     version = value.get("version", 1)  # values written before versions have version 1's fields
+    if version == 1:
+        # Cumulative deltas were computed at ingest, so no series points: the next point of each series
+        # only sets a baseline.
+        return {**value, "series": {}}
     if version != STATE_VERSION:
         shown = str(version) if isinstance(version, int) else "that is not a number"
         raise StateFormatError(
