@@ -9,7 +9,7 @@ Each run is compared with the reference on every field of every snapshot; late d
 worker's persisted counters (the `sli-state` changelog) or replay's summary; log coverage is the
 share of log records of a trace with a root that carry the root's context.
 
-    .venv/bin/python benchmarks/event_time.py [--hours 4] [--pace 0.5] [--no-paced]
+    .venv/bin/python benchmarks/event_time.py [--hours 4] [--pace 0.5] [--no-paced] [--no-file-orders]
 
 Writes `results/<stamp>-event-time.json`. Runs against the code importable as `telemetry_pipeline`:
 to measure another commit, put its `src` first on PYTHONPATH (the worker subprocesses inherit it).
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pace", type=float, default=0.5, help="wall seconds per event minute, paced run")
     parser.add_argument("--label", default="", help="added to the results file name (e.g. before)")
     parser.add_argument("--no-paced", action="store_true", help="leave out the paced worker run")
+    parser.add_argument(
+        "--no-file-orders", action="store_true", help="leave out the replays of per-signal files"
+    )
     args = parser.parse_args(argv)
     workload = GeneratorConfig(
         services=args.services,
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         write_jsonl(sorted(messages, key=lambda m: m.event_time_ns), merged)
         runs["replay merged"] = _replay(config, work, "merged", [merged], rooted)
         orders = {"traces logs metrics": README_ORDER, "metrics logs traces": README_ORDER[::-1]}
+        if args.no_file_orders:
+            orders = {}
         for name, order in orders.items():
             runs[f"replay {name}"] = _replay(config, work, name, [files[s] for s in order], rooted)
         with broker.running(data_dir=work / "broker") as running:
