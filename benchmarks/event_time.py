@@ -102,6 +102,7 @@ def _worker_run(
     messages: list[GeneratedMessage],
     rooted: set[bytes],
     pace_s: float | None,
+    expected: int,
 ) -> dict:
     """Paced (`pace_s` per event minute, signals in the README's order) or as a backlog (logs first)."""
     (work / name).mkdir()
@@ -125,10 +126,13 @@ def _worker_run(
                 begun = time.monotonic()
                 publish(minute, README_ORDER)
                 time.sleep(max(0.0, pace_s - (time.monotonic() - begun)))
-        # Until no snapshot came for 75 s (past the worker's 30 s idleness and a few ticks).
+        # Until `expected` snapshots came, or none for 75 s once they started (past the worker's 30 s
+        # idleness and a few ticks); a backlog's first snapshot may take longer than that.
         sli = deployment.topic("sli")
-        count, quiet_since = -1, time.monotonic()
-        while time.monotonic() - quiet_since < 75:
+        count, quiet_since = 0, time.monotonic()
+        while count < expected and (count == 0 or time.monotonic() - quiet_since < 75):
+            if time.monotonic() - started > 900:
+                break
             time.sleep(5)
             now = len(read_all(bootstrap, [sli]))
             if now != count:
@@ -182,13 +186,14 @@ def main(argv: list[str] | None = None) -> int:
             orders = {}
         for name, order in orders.items():
             runs[f"replay {name}"] = _replay(config, work, name, [files[s] for s in order], rooted)
+        expected = len(runs["replay merged"]["snapshots_by_key"])
         with broker.running(data_dir=work / "broker") as running:
             if not args.no_paced:
                 runs[f"worker paced ({args.pace} s per event minute)"] = _worker_run(
-                    running.bootstrap, work, "paced", messages, rooted, args.pace
+                    running.bootstrap, work, "paced", messages, rooted, args.pace, expected
                 )
             runs["worker backlog (logs published first)"] = _worker_run(
-                running.bootstrap, work, "backlog", messages, rooted, None
+                running.bootstrap, work, "backlog", messages, rooted, None, expected
             )
     reference = runs["replay merged"]["snapshots_by_key"]
     table = {
