@@ -18,6 +18,9 @@ shell says it is not caught up (position before the end offset; file not read to
 source, and a source seen only in partials (another worker's partition), hold it back at their newest
 event time until they have been quiet for `idle_after` of wall time: caught up is a past observation,
 and what a partition receives next may be older than what the others have already carried.
+Sources other shells read (another worker's partitions) are known from their progress reports
+(`add_progress`): such a source counts as declared, caught up once every channel has brought a report
+saying so, so it holds the watermark from its owner's first report, before any partial of it came.
 
 A service's evaluation starts at the step of its earliest bucket (moved earlier while it has
 emitted nothing), so which source or signal brought it first does not change its snapshots: the
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 
 from telemetry_pipeline.sli import cumulative
 from telemetry_pipeline.sli.config import SliConfig, duration_ms
-from telemetry_pipeline.sli.partials import RequestCounts, SliPartial, add_histogram
+from telemetry_pipeline.sli.partials import RequestCounts, SliPartial, SourceProgress, add_histogram
 from telemetry_pipeline.sli.sketch import LatencyMapping, hll_estimate, quantile_ms
 from telemetry_pipeline.sli.slo import SloResolver
 from telemetry_pipeline.sli.snapshot import Cardinality, Completeness, LatencyQuantiles, SliSnapshot
@@ -100,6 +103,8 @@ class SliEngine:
         # since this engine started; its idle time starts with the next partials).
         self._sources: dict[str, list] = {}
         self._declared: dict[str, bool] = {}  # the shell's own sources: caught up or not (`set_sources`)
+        # Sources other shells read, as their progress reports say: caught up or not, per channel.
+        self._reported: dict[str, dict[str | None, bool]] = {}
         # The channels partials reach this engine through (the worker's `sli-partials` partitions): each
         # carries a source's partials in the source's order, but channels are read at their own pace.
         self._channels: list[str | None] = [None]
@@ -163,6 +168,35 @@ class SliEngine:
         self._declared = dict(caught_up)
         self._channels = [None] if channels is None else sorted(channels)
         self._raise_watermark_to_sources(wall_ms)
+
+    def add_progress(
+        self, progress: Iterable[SourceProgress], wall_ms: int | None = None, channel: str | None = None
+    ) -> None:
+        """Progress reports that came on `channel` after the partials they cover: per source, the newest
+        event time its partials have carried (through every channel) and whether it is caught up. A
+        source not declared by this shell then counts as declared (caught up once every channel says so)."""
+        for report in progress:
+            self._reported.setdefault(report.source, {})[channel] = report.caught_up
+            if report.max_time_ms is not None:
+                through = self._progress.setdefault(report.source, {}).setdefault(
+                    channel, [report.max_time_ms, None]
+                )
+                through[0], through[1] = max(through[0], report.max_time_ms), wall_ms
+                self._heard_of(report.source, report.max_time_ms, wall_ms)
+        self._raise_watermark_to_sources(wall_ms)
+
+    def sources_caught_up(self) -> bool:
+        """Whether every source declared or reported is caught up (through every channel): only then
+        may wall time move the watermark."""
+        return all(self._caught_up().values())
+
+    def _caught_up(self) -> dict[str, bool]:
+        """The shell's declared sources, and the reported ones it does not read itself."""
+        reported = {
+            source: all(by_channel.get(channel, False) for channel in self._channels)
+            for source, by_channel in self._reported.items()
+        }
+        return {**reported, **self._declared}
 
     def add(
         self, partials: Iterable[SliPartial], wall_ms: int | None = None, channel: str | None = None
@@ -296,7 +330,8 @@ class SliEngine:
 
     def _raise_watermark_to_sources(self, wall_ms: int | None) -> None:
         active = []
-        for source, caught_up in self._declared.items():
+        declared = self._caught_up()
+        for source, caught_up in declared.items():
             if caught_up:
                 continue
             through = self._progress.get(source, {})
@@ -310,7 +345,7 @@ class SliEngine:
         # slowest channel among those it came through within `idle_after` (one it stopped feeding,
         # e.g. a service gone, must not hold it for ever).
         for source, known in self._sources.items():
-            if not self._declared.get(source, True):
+            if not declared.get(source, True):
                 continue  # not caught up: counted above
             if wall_ms is not None and known[1] is None:
                 known[1] = wall_ms  # recovered from the store: idle from now on unless heard of

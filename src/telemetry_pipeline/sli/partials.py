@@ -98,6 +98,17 @@ class SliPartial:
         return cls(**{name: obj[name] for name in _FIELDS if name in obj})
 
 
+@dataclass(frozen=True, slots=True)
+class SourceProgress:
+    """How far a shell has read one of its sources (input partition): the newest event time of the
+    partials it has sent from it (None: none yet), and whether it is read to its end. Sent on every
+    `sli-partials` partition after the partials it covers, so every SLI engine knows every source."""
+
+    source: str
+    max_time_ms: int | None
+    caught_up: bool
+
+
 class PartialsError(ValueError):
     """An `sli-partials` record that is not what `encode_partials` writes."""
 
@@ -107,9 +118,20 @@ def encode_partials(partials: list[SliPartial]) -> bytes:
     return orjson.dumps({"v": PARTIALS_VERSION, "partials": [partial.to_json() for partial in partials]})
 
 
+def encode_progress(progress: list[SourceProgress]) -> bytes:
+    """A progress record value: {"v": PARTIALS_VERSION, "progress": [[source, max_time_ms, caught_up]]}."""
+    rows = [[report.source, report.max_time_ms, report.caught_up] for report in progress]
+    return orjson.dumps({"v": PARTIALS_VERSION, "progress": rows})
+
+
 def decode_partials(data: bytes) -> list[SliPartial]:
-    """The partials of a record, checked for version and shape: a foreign record or one of another
-    format version (a rolling deploy) must not reach the engine."""
+    """The partials of a partials record (`decode_record`); a progress record has none."""
+    return decode_record(data)[0]
+
+
+def decode_record(data: bytes) -> tuple[list[SliPartial], list[SourceProgress]]:
+    """The partials or the progress reports of an `sli-partials` record, checked for version and shape:
+    a foreign record or one of another format version (a rolling deploy) must not reach the engine."""
     try:
         record = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -121,6 +143,8 @@ def decode_partials(data: bytes) -> list[SliPartial]:
     if record["v"] != PARTIALS_VERSION:
         version = record["v"] if type(record["v"]) is int else "?"
         raise PartialsError(f"partials record version {version}; this worker reads {PARTIALS_VERSION}")
+    if "progress" in record:
+        return [], _progress_of(record["progress"])
     try:
         partials = [SliPartial.from_json(obj) for obj in record["partials"]]
     except (KeyError, TypeError) as exc:
@@ -139,7 +163,20 @@ def decode_partials(data: bytes) -> list[SliPartial]:
             and all(_is_series_point(entry) for entry in partial.cumulative)
         ):
             raise PartialsError("a partial with fields of the wrong type or shape")
-    return partials
+    return partials, []
+
+
+def _progress_of(rows: object) -> list[SourceProgress]:
+    if not isinstance(rows, list) or not all(
+        isinstance(row, list)
+        and len(row) == 3
+        and isinstance(row[0], str)
+        and (row[1] is None or type(row[1]) is int)
+        and isinstance(row[2], bool)
+        for row in rows
+    ):
+        raise PartialsError("a progress record with rows of the wrong shape")
+    return [SourceProgress(*row) for row in rows]
 
 
 def _is_counts(value: object) -> bool:
