@@ -1,4 +1,5 @@
-"""Two workers in one group finish a backlog with the SLI snapshots of `replay` (issue 15).
+"""Two workers in one group finish a backlog with the SLI snapshots of `replay` (issue 15): the
+second joins when a fifth of the snapshots are out.
 
 Each worker's SLI engine sees the partials of its services from every input partition, but reads only
 some input partitions itself: the others' progress reaches it as progress reports on its `sli-partials`
@@ -18,7 +19,7 @@ import pytest
 from telemetry_pipeline.generate import GeneratorConfig, iter_messages
 from telemetry_pipeline.generate.config import ErrorSpike
 from telemetry_pipeline.generate.sinks import write_jsonl
-from tests.integration.harness import await_worker_ready, running_worker
+from tests.integration.harness import running_worker
 from tests.integration.test_event_time import Snapshots, _compare, _replay, _rooted_traces, _worker_run
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
@@ -56,15 +57,19 @@ def test_two_workers_finish_a_backlog_with_replays_snapshots(kafka_bootstrap: st
     with _worker_run(kafka_bootstrap, tmp_path / "two") as run:
         run.backlog(messages)
         with ExitStack() as stack:
-            workers = [
-                stack.enter_context(running_worker(run.deployment, name=f"worker-{n}")) for n in (1, 2)
-            ]
-            await_worker_ready(run.deployment)
+            first = stack.enter_context(running_worker(run.deployment, name="worker-1"))
+            # The second worker joins in the middle: half of the partitions, some of them half read by
+            # the first, move to it while the first goes on with the rest.
+            run.wait_for(set(expected), timeout_s=120, share=0.2)
+            left = len(set(expected) - run.snapshots().keys())
+            assert left, "the backlog was through before the second worker joined"
+            second = stack.enter_context(running_worker(run.deployment, name="worker-2"))
             try:
                 run.wait_for(set(expected), timeout_s=240)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; {_progress(expected, run.snapshots())}") from None
-            assert all(worker.poll() is None for worker in workers), "a worker stopped"
+            assert first.poll() is None and second.poll() is None, "a worker stopped"
+        print(f"two workers: {left} of {len(expected)} snapshots left when the second joined")
         late = run.late_dropped()
         _compare("two workers, backlog", expected, run.snapshots())
         assert late == 0, f"two workers: {late} buckets dropped as late"

@@ -226,6 +226,7 @@ def create_app(config: PipelineConfig) -> faust.App:
             # Every assigned input partition holds the watermark from its assignment, not only from the
             # tick's first look at it (partials may come first; a source unheard of would not count).
             analysis.set_sources(shell.sources.declared(), wall_ms=now, channels=shell.sources.channels())
+            analysis.engine.expect_sources(shell.sources.every_input())
             for channel, partials in by_channel.items():
                 analysis.add(partials, wall_ms=now, channel=channel)
             for channel, progress in reports.items():  # after the partials they cover
@@ -252,6 +253,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         if shell.analysis_ready():
             analysis = shell.analysis()
             analysis.set_sources(sli_done, wall_ms=now, channels=shell.sources.channels())
+            analysis.engine.expect_sources(shell.sources.every_input())
             # Wall time moves the watermark only once every input is read to its end and quiet: with
             # lag, the data still to come decides.
             idle = analysis.engine.sources_caught_up() and now - shell.last_partial_ms > shell.idle_after_ms
@@ -592,6 +594,11 @@ class _Sources:
         assigned = self._app.consumer.assignment()
         names = (_source_name(tp) for tp in assigned if tp.topic in self._inputs)
         return {name: self._last_sli.get(name, False) for name in names}
+
+    def every_input(self) -> list[str]:
+        """Every partition of the input topics, this worker's or another's (the group's metadata)."""
+        counts = {topic: self._app.consumer.topic_partitions(topic) or 0 for topic in sorted(self._inputs)}
+        return [f"{topic}[{partition}]" for topic, count in counts.items() for partition in range(count)]
 
     def channels(self) -> list[str]:
         """The assigned `sli-partials` partitions: the SLI engine's channels (`SliEngine.set_sources`)."""

@@ -18,9 +18,10 @@ shell says it is not caught up (position before the end offset; file not read to
 source, and a source seen only in partials (another worker's partition), hold it back at their newest
 event time until they have been quiet for `idle_after` of wall time: caught up is a past observation,
 and what a partition receives next may be older than what the others have already carried.
-Sources other shells read (another worker's partitions) are known from their progress reports
-(`add_progress`): such a source counts as declared, caught up once every channel has brought a report
-saying so, so it holds the watermark from its owner's first report, before any partial of it came.
+Sources other shells read (another worker's partitions) are named by `expect_sources` (every
+partition of the input topics) and known from their progress reports (`add_progress`): such a source
+counts as declared, caught up once every channel has brought a report saying so, so it holds the
+watermark from the start, before any partial or report of it came.
 
 A service's evaluation starts at the step of its earliest bucket (moved earlier while it has
 emitted nothing), so which source or signal brought it first does not change its snapshots: the
@@ -105,6 +106,7 @@ class SliEngine:
         self._declared: dict[str, bool] = {}  # the shell's own sources: caught up or not (`set_sources`)
         # Sources other shells read, as their progress reports say: caught up or not, per channel.
         self._reported: dict[str, dict[str | None, bool]] = {}
+        self._expected: set[str] = set()  # every source of the input, whoever reads it (`expect_sources`)
         # The channels partials reach this engine through (the worker's `sli-partials` partitions): each
         # carries a source's partials in the source's order, but channels are read at their own pace.
         self._channels: list[str | None] = [None]
@@ -165,6 +167,8 @@ class SliEngine:
         it is caught up. One not caught up holds the watermark back, even before its first data, at the
         newest event time it has brought through every channel: `channels` are the streams partials
         arrive on, each in source order (the worker's `sli-partials` partitions); none: one stream."""
+        for source in self._declared.keys() - caught_up.keys():
+            self._reported.pop(source, None)  # gone to another shell: caught up once it says so
         self._declared = dict(caught_up)
         self._channels = [None] if channels is None else sorted(channels)
         self._raise_watermark_to_sources(wall_ms)
@@ -185,6 +189,11 @@ class SliEngine:
                 self._heard_of(report.source, report.max_time_ms, wall_ms)
         self._raise_watermark_to_sources(wall_ms)
 
+    def expect_sources(self, sources: Iterable[str]) -> None:
+        """Every source of the input (all partitions of the input topics), including those other shells
+        read: one not declared here holds the watermark until its reports say it is caught up."""
+        self._expected = set(sources)
+
     def sources_caught_up(self) -> bool:
         """Whether every source declared or reported is caught up (through every channel): only then
         may wall time move the watermark."""
@@ -193,8 +202,8 @@ class SliEngine:
     def _caught_up(self) -> dict[str, bool]:
         """The shell's declared sources, and the reported ones it does not read itself."""
         reported = {
-            source: all(by_channel.get(channel, False) for channel in self._channels)
-            for source, by_channel in self._reported.items()
+            source: all(self._reported.get(source, {}).get(channel, False) for channel in self._channels)
+            for source in self._expected | self._reported.keys()
         }
         return {**reported, **self._declared}
 

@@ -72,3 +72,23 @@ def test_progress_records_round_trip_and_bad_ones_are_refused() -> None:
     for value in (b'{"v": 3, "progress": [["s", "12", true]]}', b'{"v": 3, "progress": {"s": 1}}'):
         with pytest.raises(PartialsError, match="progress record"):
             decode_record(value)
+
+
+def test_an_expected_source_holds_the_watermark_before_any_report_and_after_it_moves_away() -> None:
+    config, slos = SliConfig(), resolver()
+    engine = SliEngine(config, slos, {})
+    offsets: Counter[str] = Counter()
+    message = (Signal.TRACES, traces("checkout", [{"end_ns": T0_NS + m * MINUTE_NS} for m in (0, 20)]))
+    engine.set_sources({OURS: True}, wall_ms=0, channels=CHANNELS)
+    engine.expect_sources([OURS, THEIRS])  # the group's metadata: two partitions, one of them ours
+    engine.add(tagged(config, slos, offsets, OURS, message), wall_ms=0, channel="p0")
+    assert engine.advance() == []  # theirs: nobody said anything of it yet
+    assert not engine.sources_caught_up()
+    for channel in CHANNELS:
+        engine.add_progress([SourceProgress(THEIRS, None, True)], wall_ms=0, channel=channel)
+        engine.add_progress([SourceProgress(OURS, None, True)], wall_ms=0, channel=channel)  # ours, reported
+    assert engine.sources_caught_up()
+    assert max(s.window_end for s in engine.advance()) == _iso(T0_MS + 18 * MINUTE)
+    # Ours moves to another worker: caught up only once that worker says so, whatever we said before.
+    engine.set_sources({}, wall_ms=0, channels=CHANNELS)
+    assert not engine.sources_caught_up()
