@@ -10,6 +10,11 @@ A point, as the ingest side sends it and the engine keeps it (JSON, in the `sli-
 the `sli-state` changelog): [time_ns, start_ns, total, counts, zeros, layout, to_ms, error], where
 `layout` is ["x", bounds] (explicit buckets) or ["e", scale, offset] (exponential, positive buckets),
 `to_ms` the factor from the metric's unit to ms and `error` 1 when the series' points are errors.
+
+A series, as the engine keeps it: {"cut": time_ns, "points": [point, ...]} sorted by time. Only recent
+points are kept (`MAX_POINTS`, and none of evaluated minutes but the newest, the next one's
+predecessor): `cut` is the time of the oldest point kept after older ones went, and a point older than
+it cannot be inserted exactly (its predecessor is gone), so the engine counts it as late instead.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ import math
 
 TIME, START_NS, TOTAL, COUNTS, ZEROS, LAYOUT, TO_MS, ERROR = range(8)
 POINT_FIELDS = 8
+# Points kept per series beyond the evaluated minutes: how far out of order (in points, about one a
+# minute) a series' points can come and still be placed exactly. Bounds the service's state value in
+# the changelog (~180 bytes a point: 32 points of 40 series are ~230 KB).
+MAX_POINTS = 32
 
 Delta = tuple[int, list[int], int]  # requests, per-bucket counts, zero count
 
@@ -45,10 +54,15 @@ def delta(previous: list | None, point: list) -> Delta | None:
     )
 
 
-def insert(points: list[list], point: list) -> list[tuple[list, int, Delta]] | None:
-    """Insert `point` into a series' points (sorted by time) and return the changes to the per-minute
+def new_series() -> dict:
+    return {"cut": 0, "points": []}
+
+
+def insert(series: dict, point: list) -> list[tuple[list, int, Delta]] | None:
+    """Insert `point` into a series (not before its `cut`) and return the changes to the per-minute
     deltas: (the point whose minute changes, +1 or -1, a delta). None: a point of that time is there
     already (input sent twice), nothing changes."""
+    points = series["points"]
     position = bisect.bisect_left(points, point[TIME], key=lambda p: p[TIME])
     if position < len(points) and points[position][TIME] == point[TIME]:
         return None
@@ -65,24 +79,28 @@ def insert(points: list[list], point: list) -> list[tuple[list, int, Delta]] | N
         if replacing is not None:
             changes.append((following, 1, replacing))
     points.insert(position, point)
+    if len(points) > MAX_POINTS:
+        del points[: len(points) - MAX_POINTS]
+        series["cut"] = points[0][TIME]
     return changes
 
 
-def prune(series: dict[str, list[list]], before_ns: int, forget_before_ns: int, limit: int) -> None:
+def prune(series: dict[str, dict], before_ns: int, forget_before_ns: int, limit: int) -> None:
     """Bound a service's series: points older than `before_ns` (their minutes are evaluated, so nothing
     can be inserted before them any more) except the newest of them, which a later point needs as its
     predecessor; series whose newest point is older than `forget_before_ns`; beyond `limit` series,
     those with the oldest newest point."""
     for key in list(series):
-        points = series[key]
-        if points[-1][TIME] < forget_before_ns:
+        points = series[key]["points"]
+        if not points or points[-1][TIME] < forget_before_ns:
             del series[key]
             continue
         keep_from = bisect.bisect_left(points, before_ns, key=lambda p: p[TIME]) - 1
         if keep_from > 0:
             del points[:keep_from]
+            series[key]["cut"] = points[0][TIME]
     if len(series) > limit:
-        for key in sorted(series, key=lambda k: (series[k][-1][TIME], k))[: len(series) - limit]:
+        for key in sorted(series, key=lambda k: (series[k]["points"][-1][TIME], k))[: len(series) - limit]:
             del series[key]
 
 

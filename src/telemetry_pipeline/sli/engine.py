@@ -252,16 +252,18 @@ class SliEngine:
 
     def _add_cumulative(self, state: ServiceState, partial: SliPartial) -> None:
         """Insert the partial's cumulative points into their series and add the changes to the per-minute
-        deltas (`cumulative`). A point in an evaluated minute is late: not inserted, so the next point's
-        delta keeps its interval (counted in a later minute rather than lost)."""
+        deltas (`cumulative`). A point in an evaluated minute, or older than its series keeps, is late:
+        not inserted, so the next point's delta keeps its interval (counted in a later minute, not lost)."""
         changed: dict[int, RequestCounts] = {}
-        for series, point in partial.cumulative:
-            if self._bucket_of(point) + self._finest_ms <= state.evaluated_ms:
+        for key, point in partial.cumulative:
+            series = state.series.setdefault(key, cumulative.new_series())
+            evaluated = self._bucket_of(point) + self._finest_ms <= state.evaluated_ms
+            if evaluated or point[cumulative.TIME] < series["cut"]:
                 state.late_dropped += 1
                 self._stats.late_dropped += 1
                 self._stats.late_dropped_by_source[partial.source] += 1
                 continue
-            changes = cumulative.insert(state.series.setdefault(series, []), point)
+            changes = cumulative.insert(series, point)
             if changes is None:
                 self._stats.metric_points_repeated += 1
                 continue

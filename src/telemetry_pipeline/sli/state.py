@@ -2,8 +2,8 @@
 
 One key per service: `<service>` -> {"version": 2, "max_event_ms", "evaluated_ms", "late_dropped",
 "watermark_ms", "sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier],
-"series": {series digest: [point, ...]}}. `series` holds the recent points of the service's cumulative
-histogram series, sorted by time, in the layout of `cumulative` (version 2 added it; a version 1 value
+"series": {series digest: {"cut", "points"}}}: `series` holds the recent points of the service's
+cumulative histogram series, in the layout of `cumulative` (version 2 added it; a version 1 value
 loads with none). The version lets a rolling deploy tell layouts apart: a value without one is version
 1, a version this code does not know fails recovery with an error naming it rather than being misread.
 Change the layout only with a new version and a migration in `_migrate`.
@@ -37,7 +37,7 @@ class ServiceState:
     # Per input source (partition or file): the highest offset applied and its newest event time.
     sources: dict[str, list[int]] = field(default_factory=dict)
     tiers: list[list[list]] = field(default_factory=list)  # per tier, buckets sorted by start
-    series: dict[str, list[list]] = field(default_factory=dict)  # cumulative series -> recent points
+    series: dict[str, dict] = field(default_factory=dict)  # cumulative series (layout of `cumulative`)
 
 
 class StateStore:

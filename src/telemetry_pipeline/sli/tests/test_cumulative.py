@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.sli import SliConfig, SliEngine, SloConfig, SloDefaults, SloResolver
-from telemetry_pipeline.sli.cumulative import TIME, prune
+from telemetry_pipeline.sli.cumulative import MAX_POINTS, TIME, prune
 from telemetry_pipeline.sli.tests.builders import MINUTE_NS, MS, T0_NS, histogram
 from telemetry_pipeline.sli.tests.test_engine import partials_of
 from telemetry_pipeline.sli.windows import ERRORS, GOOD, METRIC_REQ, REQUESTS, SKETCH, START, ZEROS
@@ -134,12 +134,36 @@ def test_prune_keeps_what_an_insertion_can_still_need() -> None:
     def point(minute: int) -> list:
         return [T0_NS + minute * MINUTE_NS, 0, minute, [minute], 0, ["x", []], 1.0, 0]
 
-    series = {"a": [point(m) for m in range(10)], "b": [point(0)], "c": [point(3), point(4)]}
+    series = {
+        key: {"cut": 0, "points": [point(m) for m in minutes]}
+        for key, minutes in {"a": range(10), "b": [0], "c": [3, 4]}.items()
+    }
     prune(series, before_ns=T0_NS + 5 * MINUTE_NS, forget_before_ns=T0_NS + MINUTE_NS, limit=2)
     # "b" is older than the horizon; of "a", minute 4 stays as minute 5's predecessor.
-    assert {key: [(p[TIME] - T0_NS) // MINUTE_NS for p in points] for key, points in series.items()} == {
+    assert {key: [(p[TIME] - T0_NS) // MINUTE_NS for p in s["points"]] for key, s in series.items()} == {
         "a": [4, 5, 6, 7, 8, 9],
         "c": [4],
     }
+    assert series["a"]["cut"] == series["c"]["cut"] == T0_NS + 4 * MINUTE_NS  # nothing goes before them
     prune(series, before_ns=T0_NS, forget_before_ns=0, limit=1)
     assert list(series) == ["a"]  # beyond the limit, the series heard of longest ago go
+
+
+def test_a_series_keeps_its_newest_points_and_one_older_than_those_is_late() -> None:
+    newest = MAX_POINTS + 5
+    config = SliConfig(allowed_lateness="50m")
+    store: dict[str, dict] = {}
+    engine = SliEngine(config, SLOS, store)
+    for minute in range(newest, 2, -1):  # newest first, 10 requests a minute
+        engine.add(partials_of(config, SLOS, message(("i-1", minute, [10 * minute, 0, 0], -1))))
+    engine.persist()
+    buckets = [b for b in store["checkout"]["tiers"][0] if b[METRIC_REQ] and b[METRIC_REQ][REQUESTS]]
+    counted = {(b[START] - T0_MS) // 60_000: b[METRIC_REQ][REQUESTS] for b in buckets}
+    # Minute 5's point came when the series was full: it placed minute 6's delta and went, so minutes 4
+    # and 3 came after the cut: late, their intervals still in minute 6, nothing counted twice.
+    assert counted == {minute: 10 for minute in range(6, newest + 1)}
+    assert engine.stats()["late_dropped"] == 2
+    [series] = store["checkout"]["series"].values()
+    assert len(series["points"]) == MAX_POINTS
+
+

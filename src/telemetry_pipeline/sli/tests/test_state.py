@@ -34,7 +34,7 @@ def test_a_version_1_value_loads_without_cumulative_series(version: int | None) 
 def test_cumulative_series_points_round_trip() -> None:
     store: dict[str, dict] = {}
     state = _state()
-    state.series["ab12"] = [[60_000_000_000, 0, 5, [4, 1], 0, ["x", [100.0]], 1.0, 0]]
+    state.series["ab12"] = {"cut": 0, "points": [[60_000_000_000, 0, 5, [4, 1], 0, ["x", [100.0]], 1.0, 0]]}
     StateStore(store).save(state)
     assert StateStore(store).load() == {"checkout": state}
 
