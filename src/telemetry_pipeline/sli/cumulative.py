@@ -11,8 +11,10 @@ the `sli-state` changelog): [time_ns, start_ns, total, counts, zeros, layout, to
 `layout` is ["x", bounds] (explicit buckets) or ["e", scale, offset] (exponential, positive buckets),
 `to_ms` the factor from the metric's unit to ms and `error` 1 when the series' points are errors.
 
-A series, as the engine keeps it: {"cut": time_ns, "points": [point, ...]} sorted by time. Only recent
-points are kept (`MAX_POINTS`, and none of evaluated minutes but the newest, the next one's
+A series, as the engine keeps it: {"cut": time_ns, "head": [layout, to_ms, error], "points": [[time_ns,
+start_ns, total, counts, zeros], ...]} sorted by time (what all its points share is kept once: a point
+with another layout, newer than those kept, starts the series again as a baseline; older, it is
+late). Only recent points are kept (`MAX_POINTS`, and none of evaluated minutes but the newest, the next one's
 predecessor): `cut` is the time of the oldest point kept after older ones went, and a point older than
 it cannot be inserted exactly (its predecessor is gone), so the engine counts it as late instead.
 """
@@ -28,7 +30,7 @@ TIME, START_NS, TOTAL, COUNTS, ZEROS, LAYOUT, TO_MS, ERROR = range(8)
 POINT_FIELDS = 8
 # Points kept per series beyond the evaluated minutes: how far out of order (in points, about one a
 # minute) a series' points can come and still be placed exactly. Bounds the service's state value in
-# the changelog (~180 bytes a point: 32 points of 40 series are ~230 KB).
+# the changelog (~100 bytes a point: 32 points of 120 series are ~400 KB).
 MAX_POINTS = 32
 
 Delta = tuple[int, list[int], int]  # requests, per-bucket counts, zero count
@@ -45,7 +47,7 @@ def delta(previous: list | None, point: list) -> Delta | None:
     if point[START_NS] != previous[START_NS]:
         return point[TOTAL], point[COUNTS], point[ZEROS]
     counts, prev_counts = point[COUNTS], previous[COUNTS]
-    if point[LAYOUT] != previous[LAYOUT] or len(counts) != len(prev_counts) or point[TOTAL] < previous[TOTAL]:
+    if len(counts) != len(prev_counts) or point[TOTAL] < previous[TOTAL]:
         return None
     return (
         point[TOTAL] - previous[TOTAL],
@@ -55,14 +57,29 @@ def delta(previous: list | None, point: list) -> Delta | None:
 
 
 def new_series() -> dict:
-    return {"cut": 0, "points": []}
+    return {"cut": 0, "head": None, "points": []}
+
+
+def accepts(series: dict, point: list) -> bool:
+    """Whether `point` can be placed exactly: not older than the series' cut, and of its layout unless
+    newer than every point kept (a new layout)."""
+    if point[TIME] < series["cut"]:
+        return False
+    points = series["points"]
+    return series["head"] in (None, point[LAYOUT:]) or not points or point[TIME] > points[-1][TIME]
 
 
 def insert(series: dict, point: list) -> list[tuple[list, int, Delta]] | None:
-    """Insert `point` into a series (not before its `cut`) and return the changes to the per-minute
-    deltas: (the point whose minute changes, +1 or -1, a delta). None: a point of that time is there
-    already (input sent twice), nothing changes."""
+    """Insert an accepted `point` (full layout) into a series and return the changes to the per-minute
+    deltas: (the point whose minute changes, in full, +1 or -1, a delta). None: a point of that time
+    is there already (input sent twice), nothing changes."""
+    head = point[LAYOUT:]
+    if series["head"] != head:  # the series' first point, or a new layout (older points cannot follow)
+        cut = 0 if series["head"] is None else point[TIME]
+        series.update(cut=cut, head=head, points=[point[:LAYOUT]])
+        return []
     points = series["points"]
+    point = point[:LAYOUT]
     position = bisect.bisect_left(points, point[TIME], key=lambda p: p[TIME])
     if position < len(points) and points[position][TIME] == point[TIME]:
         return None
@@ -71,13 +88,13 @@ def insert(series: dict, point: list) -> list[tuple[list, int, Delta]] | None:
     changes = []
     own = delta(previous, point)
     if own is not None:
-        changes.append((point, 1, own))
+        changes.append((point + head, 1, own))
     if following is not None:
         replaced, replacing = delta(previous, following), delta(point, following)
         if replaced is not None:
-            changes.append((following, -1, replaced))
+            changes.append((following + head, -1, replaced))
         if replacing is not None:
-            changes.append((following, 1, replacing))
+            changes.append((following + head, 1, replacing))
     points.insert(position, point)
     if len(points) > MAX_POINTS:
         del points[: len(points) - MAX_POINTS]

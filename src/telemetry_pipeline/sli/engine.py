@@ -258,7 +258,7 @@ class SliEngine:
         for key, point in partial.cumulative:
             series = state.series.setdefault(key, cumulative.new_series())
             evaluated = self._bucket_of(point) + self._finest_ms <= state.evaluated_ms
-            if evaluated or point[cumulative.TIME] < series["cut"]:
+            if evaluated or not cumulative.accepts(series, point):
                 state.late_dropped += 1
                 self._stats.late_dropped += 1
                 self._stats.late_dropped_by_source[partial.source] += 1

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.sli import SliConfig, SliEngine, SloConfig, SloDefaults, SloResolver
-from telemetry_pipeline.sli.cumulative import MAX_POINTS, TIME, prune
+from telemetry_pipeline.sli.cumulative import MAX_POINTS, TIME, accepts, insert, new_series, prune
 from telemetry_pipeline.sli.tests.builders import MINUTE_NS, MS, T0_NS, histogram
 from telemetry_pipeline.sli.tests.test_engine import partials_of
 from telemetry_pipeline.sli.windows import ERRORS, GOOD, METRIC_REQ, REQUESTS, SKETCH, START, ZEROS
@@ -167,3 +167,18 @@ def test_a_series_keeps_its_newest_points_and_one_older_than_those_is_late() -> 
     assert len(series["points"]) == MAX_POINTS
 
 
+
+
+def test_a_new_layout_starts_the_series_again_and_older_points_of_the_old_one_are_late() -> None:
+    def point(seconds: int, total: int, bounds: list[float]) -> list:
+        counts = [total] * (len(bounds) + 1)
+        return [T0_NS + seconds * 1_000_000_000, 0, total, counts, 0, ["x", bounds], 1.0, 0]
+
+    series = new_series()
+    assert insert(series, point(0, 1, [])) == []  # a baseline
+    [(owner, sign, delta)] = insert(series, point(60, 3, []))
+    assert (owner, sign, delta) == (point(60, 3, []), 1, (2, [2], 0))
+    assert accepts(series, point(120, 5, [100.0]))
+    assert insert(series, point(120, 5, [100.0])) == []  # new buckets: a baseline again
+    assert not accepts(series, point(90, 4, []))  # the old layout's points can no longer be placed
+    assert series["points"] == [point(120, 5, [100.0])[:5]]  # the layout is kept once, in the head
