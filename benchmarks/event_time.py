@@ -9,7 +9,7 @@ Each run is compared with the reference on every field of every snapshot; late d
 worker's persisted counters (the `sli-state` changelog) or replay's summary; log coverage is the
 share of log records of a trace with a root that carry the root's context.
 
-    .venv/bin/python benchmarks/event_time.py [--hours 4] [--pace 0.5] [--no-paced]
+    .venv/bin/python benchmarks/event_time.py [--hours 4] [--pace 0.5] [--no-paced] [--no-file-orders]
 
 Writes `results/<stamp>-event-time.json`. Runs against the code importable as `telemetry_pipeline`:
 to measure another commit, put its `src` first on PYTHONPATH (the worker subprocesses inherit it).
@@ -102,6 +102,7 @@ def _worker_run(
     messages: list[GeneratedMessage],
     rooted: set[bytes],
     pace_s: float | None,
+    expected: int,
 ) -> dict:
     """Paced (`pace_s` per event minute, signals in the README's order) or as a backlog (logs first)."""
     (work / name).mkdir()
@@ -125,10 +126,13 @@ def _worker_run(
                 begun = time.monotonic()
                 publish(minute, README_ORDER)
                 time.sleep(max(0.0, pace_s - (time.monotonic() - begun)))
-        # Until no snapshot came for 75 s (past the worker's 30 s idleness and a few ticks).
+        # Until `expected` snapshots came, or none for 75 s once they started (past the worker's 30 s
+        # idleness and a few ticks); a backlog's first snapshot may take longer than that.
         sli = deployment.topic("sli")
-        count, quiet_since = -1, time.monotonic()
-        while time.monotonic() - quiet_since < 75:
+        count, quiet_since = 0, time.monotonic()
+        while count < expected and (count == 0 or time.monotonic() - quiet_since < 75):
+            if time.monotonic() - started > 900:
+                break
             time.sleep(5)
             now = len(read_all(bootstrap, [sli]))
             if now != count:
@@ -151,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pace", type=float, default=0.5, help="wall seconds per event minute, paced run")
     parser.add_argument("--label", default="", help="added to the results file name (e.g. before)")
     parser.add_argument("--no-paced", action="store_true", help="leave out the paced worker run")
+    parser.add_argument(
+        "--no-file-orders", action="store_true", help="leave out the replays of per-signal files"
+    )
     args = parser.parse_args(argv)
     workload = GeneratorConfig(
         services=args.services,
@@ -175,15 +182,18 @@ def main(argv: list[str] | None = None) -> int:
         write_jsonl(sorted(messages, key=lambda m: m.event_time_ns), merged)
         runs["replay merged"] = _replay(config, work, "merged", [merged], rooted)
         orders = {"traces logs metrics": README_ORDER, "metrics logs traces": README_ORDER[::-1]}
+        if args.no_file_orders:
+            orders = {}
         for name, order in orders.items():
             runs[f"replay {name}"] = _replay(config, work, name, [files[s] for s in order], rooted)
+        expected = len(runs["replay merged"]["snapshots_by_key"])
         with broker.running(data_dir=work / "broker") as running:
             if not args.no_paced:
                 runs[f"worker paced ({args.pace} s per event minute)"] = _worker_run(
-                    running.bootstrap, work, "paced", messages, rooted, args.pace
+                    running.bootstrap, work, "paced", messages, rooted, args.pace, expected
                 )
             runs["worker backlog (logs published first)"] = _worker_run(
-                running.bootstrap, work, "backlog", messages, rooted, None
+                running.bootstrap, work, "backlog", messages, rooted, None, expected
             )
     reference = runs["replay merged"]["snapshots_by_key"]
     table = {

@@ -83,7 +83,7 @@ def test_sdk_telemetry_reaches_clean_topics_and_garbage_the_dlq(kafka_bootstrap:
     dead, foreign = sorted(by_topic[d.topic("telemetry.dlq")], key=lambda m: m.key() == foreign_partials[0])
     assert (foreign.key(), foreign.value()) == foreign_partials
     # an unversioned (version 1) record, as an older worker wrote them: refused with the reason
-    reason = b"sli: unversioned (version 1) partials record; this worker reads 2"
+    reason = b"sli: unversioned (version 1) partials record; this worker reads 3"
     assert dict(foreign.headers())["error"] == reason
     headers = dict(dead.headers())
     assert (dead.key(), dead.value()) == garbage

@@ -27,6 +27,7 @@ from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord, Sending
 from telemetry_pipeline.app.metrics import WorkerMetrics
+from telemetry_pipeline.app.progress import ProgressReporter
 from telemetry_pipeline.app.rewind import rewind_uncommitted
 from telemetry_pipeline.app.startup import check_changelog_partitions
 from telemetry_pipeline.app.tables import await_changelog_metadata, drain_changelogs, keep_changelog_metadata
@@ -36,7 +37,14 @@ from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
 from telemetry_pipeline.enrichment import UserDirectory
 from telemetry_pipeline.kafka.connection import faust_credentials
 from telemetry_pipeline.otlp import Signal
-from telemetry_pipeline.sli import PartialsError, SliPartial, decode_partials, duration_ms, encode_partials
+from telemetry_pipeline.sli import (
+    PartialsError,
+    SliPartial,
+    SourceProgress,
+    decode_record,
+    duration_ms,
+    encode_partials,
+)
 
 log = logging.getLogger(__name__)
 
@@ -208,26 +216,36 @@ def create_app(config: PipelineConfig) -> faust.App:
         # differently from replay (seen after a restart: a page resolved during its outage).
         await shell.context_loaded()
         async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
-            now = shell.last_partial_ms = _now_ms()  # first: the tick must not take this moment for idle
+            now = _now_ms()
             by_channel: dict[str, list[SliPartial]] = {}  # per sli-partials partition, in its order
+            reports: dict[str, list[SourceProgress]] = {}  # progress reports, per partition
             rejected = CoreResult()
             for event in events:
                 try:
-                    decoded = decode_partials(event.value)
+                    decoded, progress = decode_record(event.value)
                 except PartialsError as exc:  # not ours: to the DLQ, never into the SLIs
                     record = _input_record(None, stream, event)
                     rejected.dlq.append(DlqRecord(f"sli: {exc}", record))
                     rejected.finished.append(record)
                     continue
-                by_channel.setdefault(_source_name(event.message.tp), []).extend(decoded)
+                channel = _source_name(event.message.tp)
+                if decoded:
+                    by_channel.setdefault(channel, []).extend(decoded)
+                if progress:
+                    reports.setdefault(channel, []).extend(progress)
                 shell.sli_unacked.append((stream, event))
+            if by_channel:  # before any await: the tick must not take this moment for idle
+                shell.last_partial_ms = now
             await shell.tables_writable()
             analysis = shell.analysis()
             # Every assigned input partition holds the watermark from its assignment, not only from the
             # tick's first look at it (partials may come first; a source unheard of would not count).
             analysis.set_sources(shell.sources.declared(), wall_ms=now, channels=shell.sources.channels())
+            analysis.engine.expect_sources(shell.sources.every_input())
             for channel, partials in by_channel.items():
                 analysis.add(partials, wall_ms=now, channel=channel)
+            for channel, progress in reports.items():  # after the partials they cover
+                analysis.engine.add_progress(progress, wall_ms=now, channel=channel)
             shell.sources.processed(events)
             await shell.emit(rejected, delivery)
             await shell.advance_sli(delivery, now)
@@ -239,6 +257,9 @@ def create_app(config: PipelineConfig) -> faust.App:
         delivery = shell.tick_delivery
         now = _now_ms()
         inputs_done, sli_done = await shell.sources.caught_up()
+        reports = shell.progress.on_tick(inputs_done, now)
+        if reports:
+            await delivery.send(reports)
         await shell.tables_writable()
         if shell.core_ready():
             spans = topics.input(Signal.TRACES) + "["
@@ -247,9 +268,10 @@ def create_app(config: PipelineConfig) -> faust.App:
         if shell.analysis_ready():
             analysis = shell.analysis()
             analysis.set_sources(sli_done, wall_ms=now, channels=shell.sources.channels())
+            analysis.engine.expect_sources(shell.sources.every_input())
             # Wall time moves the watermark only once every input is read to its end and quiet: with
             # lag, the data still to come decides.
-            idle = all(sli_done.values()) and now - shell.last_partial_ms > shell.idle_after_ms
+            idle = analysis.engine.sources_caught_up() and now - shell.last_partial_ms > shell.idle_after_ms
             await shell.advance_sli(delivery, now, idle=idle)
         metrics.observe(shell)
 
@@ -397,6 +419,7 @@ class _Shell:
         self.metrics = metrics
         self.last_partial_ms = _now_ms()
         self.sources = _Sources(app, config)
+        self.progress = ProgressReporter(config.topics.sli_partials, config.worker.table_partitions)
         self.idle_after_ms = duration_ms(config.sli.idle_after)
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self.tick_delivery = self.delivery()
@@ -537,6 +560,7 @@ class _Shell:
             by_service.setdefault(partial.service, []).append(partial)
         for service, partials in by_service.items():
             outbound.append(OutboundRecord(topics.sli_partials, service.encode(), encode_partials(partials)))
+        outbound.extend(self.progress.after_batch(result.partials))  # after the partials, on every partition
         return outbound
 
     def dlq_record(self, origin: InputRecord, reason: str, omit_value: bool = False) -> OutboundRecord:
@@ -613,6 +637,11 @@ class _Sources:
         assigned = self._app.consumer.assignment()
         names = (_source_name(tp) for tp in assigned if tp.topic in self._inputs)
         return {name: self._last_sli.get(name, False) for name in names}
+
+    def every_input(self) -> list[str]:
+        """Every partition of the input topics, this worker's or another's (the group's metadata)."""
+        counts = {topic: self._app.consumer.topic_partitions(topic) or 0 for topic in sorted(self._inputs)}
+        return [f"{topic}[{partition}]" for topic, count in counts.items() for partition in range(count)]
 
     def channels(self) -> list[str]:
         """The assigned `sli-partials` partitions: the SLI engine's channels (`SliEngine.set_sources`)."""

@@ -21,8 +21,11 @@ from telemetry_pipeline.sli.partials import (
     PartialAggregator,
     PartialsError,
     SliPartial,
+    SourceProgress,
     decode_partials,
+    decode_record,
     encode_partials,
+    encode_progress,
 )
 from telemetry_pipeline.sli.slo import ResolvedSlo, SloResolver
 from telemetry_pipeline.sli.snapshot import SliSnapshot, render_sli_schema, sli_json_schema, write_sli_schema
@@ -43,9 +46,12 @@ __all__ = [
     "SloDefaults",
     "SloLatency",
     "SloResolver",
+    "SourceProgress",
     "decode_partials",
+    "decode_record",
     "duration_ms",
     "encode_partials",
+    "encode_progress",
     "render_sli_schema",
     "sli_json_schema",
     "write_sli_schema",

@@ -118,7 +118,8 @@ class SliConfig(_Model):
     # reading every attribute list would cost more than all else here.
     attribute_key_sampling: int = Field(16, gt=0, le=256)  # a span id byte decides
     max_services: int = Field(2_000, gt=0)  # per SLI engine (one worker); more are counted and dropped
-    metric_series_cache_size: int = Field(50_000, gt=0)  # cumulative histogram series remembered for deltas
+    # Cumulative histogram series kept per service: their points live in its sli-state value (1 MB limit).
+    metric_series_cache_size: int = Field(200, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> SliConfig:

@@ -18,6 +18,10 @@ shell says it is not caught up (position before the end offset; file not read to
 source, and a source seen only in partials (another worker's partition), hold it back at their newest
 event time until they have been quiet for `idle_after` of wall time: caught up is a past observation,
 and what a partition receives next may be older than what the others have already carried.
+Sources other shells read (another worker's partitions) are named by `expect_sources` (every
+partition of the input topics) and known from their progress reports (`add_progress`): such a source
+counts as declared, caught up once every channel has brought a report saying so, so it holds the
+watermark from the start, before any partial or report of it came.
 
 A service's evaluation starts at the step of its earliest bucket (moved earlier while it has
 emitted nothing), so which source or signal brought it first does not change its snapshots: the
@@ -32,13 +36,23 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
+from telemetry_pipeline.sli import cumulative
 from telemetry_pipeline.sli.config import SliConfig, duration_ms
-from telemetry_pipeline.sli.partials import SliPartial
+from telemetry_pipeline.sli.partials import RequestCounts, SliPartial, SourceProgress, add_histogram
 from telemetry_pipeline.sli.sketch import LatencyMapping, hll_estimate, quantile_ms
 from telemetry_pipeline.sli.slo import SloResolver
 from telemetry_pipeline.sli.snapshot import Cardinality, Completeness, LatencyQuantiles, SliSnapshot
 from telemetry_pipeline.sli.state import ServiceState, StateStore
-from telemetry_pipeline.sli.windows import START, WindowTotals, add_to_finest, roll, tiers_of, window_totals
+from telemetry_pipeline.sli.windows import (
+    METRIC_REQ,
+    START,
+    WindowTotals,
+    add_to_finest,
+    new_bucket,
+    roll,
+    tiers_of,
+    window_totals,
+)
 
 _QUANTILES = (0.5, 0.95, 0.99)
 
@@ -46,13 +60,14 @@ _QUANTILES = (0.5, 0.95, 0.99)
 @dataclass
 class EngineStats:
     services: int = 0
-    late_dropped: int = 0  # partial buckets whose step was already evaluated (beyond the allowed lateness)
+    late_dropped: int = 0  # partial buckets and cumulative points whose step was already evaluated
     late_dropped_by_source: Counter[str] = dataclasses.field(default_factory=Counter)
     duplicates_skipped: int = 0  # partials of input applied before (redelivered after a rebalance or crash)
     services_rejected: int = 0  # partials of new services refused because max_services was reached
     services_expired: int = 0  # services removed after their data aged out of every tier
     snapshots: int = 0
     steps_skipped: int = 0  # evaluation steps jumped over by services further behind than max_catch_up
+    metric_points_repeated: int = 0  # cumulative points of a time their series already has (sent twice)
     watermark_ms: int | None = None
 
 
@@ -89,6 +104,9 @@ class SliEngine:
         # since this engine started; its idle time starts with the next partials).
         self._sources: dict[str, list] = {}
         self._declared: dict[str, bool] = {}  # the shell's own sources: caught up or not (`set_sources`)
+        # Sources other shells read, as their progress reports say: caught up or not, per channel.
+        self._reported: dict[str, dict[str | None, bool]] = {}
+        self._expected: set[str] = set()  # every source of the input, whoever reads it (`expect_sources`)
         # The channels partials reach this engine through (the worker's `sli-partials` partitions): each
         # carries a source's partials in the source's order, but channels are read at their own pace.
         self._channels: list[str | None] = [None]
@@ -149,9 +167,45 @@ class SliEngine:
         it is caught up. One not caught up holds the watermark back, even before its first data, at the
         newest event time it has brought through every channel: `channels` are the streams partials
         arrive on, each in source order (the worker's `sli-partials` partitions); none: one stream."""
+        for source in self._declared.keys() - caught_up.keys():
+            self._reported.pop(source, None)  # gone to another shell: caught up once it says so
         self._declared = dict(caught_up)
         self._channels = [None] if channels is None else sorted(channels)
         self._raise_watermark_to_sources(wall_ms)
+
+    def add_progress(
+        self, progress: Iterable[SourceProgress], wall_ms: int | None = None, channel: str | None = None
+    ) -> None:
+        """Progress reports that came on `channel` after the partials they cover: per source, the newest
+        event time its partials have carried (through every channel) and whether it is caught up. A
+        source not declared by this shell then counts as declared (caught up once every channel says so)."""
+        for report in progress:
+            self._reported.setdefault(report.source, {})[channel] = report.caught_up
+            if report.max_time_ms is not None:
+                through = self._progress.setdefault(report.source, {}).setdefault(
+                    channel, [report.max_time_ms, None]
+                )
+                through[0], through[1] = max(through[0], report.max_time_ms), wall_ms
+                self._heard_of(report.source, report.max_time_ms, wall_ms)
+        self._raise_watermark_to_sources(wall_ms)
+
+    def expect_sources(self, sources: Iterable[str]) -> None:
+        """Every source of the input (all partitions of the input topics), including those other shells
+        read: one not declared here holds the watermark until its reports say it is caught up."""
+        self._expected = set(sources)
+
+    def sources_caught_up(self) -> bool:
+        """Whether every source declared or reported is caught up (through every channel): only then
+        may wall time move the watermark."""
+        return all(self._caught_up().values())
+
+    def _caught_up(self) -> dict[str, bool]:
+        """The shell's declared sources, and the reported ones it does not read itself."""
+        reported = {
+            source: all(self._reported.get(source, {}).get(channel, False) for channel in self._channels)
+            for source in self._expected | self._reported.keys()
+        }
+        return {**reported, **self._declared}
 
     def add(
         self, partials: Iterable[SliPartial], wall_ms: int | None = None, channel: str | None = None
@@ -192,8 +246,42 @@ class SliEngine:
                     continue
                 add_to_finest(state.tiers, bucket)
                 state.max_event_ms = max(state.max_event_ms, partial.max_time_ms)
+            self._add_cumulative(state, partial)
         self._raise_watermark_to_sources(wall_ms)
         return applied
+
+    def _add_cumulative(self, state: ServiceState, partial: SliPartial) -> None:
+        """Insert the partial's cumulative points into their series and add the changes to the per-minute
+        deltas (`cumulative`). A point in an evaluated minute, or older than its series keeps, is late:
+        not inserted, so the next point's delta keeps its interval (counted in a later minute, not lost)."""
+        changed: dict[int, RequestCounts] = {}
+        for key, point in partial.cumulative:
+            series = state.series.setdefault(key, cumulative.new_series())
+            evaluated = self._bucket_of(point) + self._finest_ms <= state.evaluated_ms
+            if evaluated or not cumulative.accepts(series, point):
+                state.late_dropped += 1
+                self._stats.late_dropped += 1
+                self._stats.late_dropped_by_source[partial.source] += 1
+                continue
+            changes = cumulative.insert(series, point)
+            if changes is None:
+                self._stats.metric_points_repeated += 1
+                continue
+            threshold = self._slos.slo_for(state.service).latency_threshold_ms
+            for owner, sign, delta in changes:
+                _, _, _, counts, _, layout, to_ms, error = owner
+                values = cumulative.representatives(layout, len(counts), to_ms)
+                requests = changed.setdefault(self._bucket_of(owner), RequestCounts())
+                add_histogram(requests, delta, values, threshold, self._mapping, bool(error), sign)
+        for start_ms, requests in sorted(changed.items()):
+            bucket = new_bucket(start_ms)
+            bucket[METRIC_REQ] = requests.to_json()
+            add_to_finest(state.tiers, bucket)
+
+    def _bucket_of(self, point: list) -> int:
+        """The start of the finest bucket holding a cumulative point."""
+        time_ms = point[cumulative.TIME] // 1_000_000
+        return time_ms - time_ms % self._finest_ms
 
     def persist(self) -> None:
         """Write every service changed since the last call to the store. Input whose partials were
@@ -253,7 +341,8 @@ class SliEngine:
 
     def _raise_watermark_to_sources(self, wall_ms: int | None) -> None:
         active = []
-        for source, caught_up in self._declared.items():
+        declared = self._caught_up()
+        for source, caught_up in declared.items():
             if caught_up:
                 continue
             through = self._progress.get(source, {})
@@ -267,7 +356,7 @@ class SliEngine:
         # slowest channel among those it came through within `idle_after` (one it stopped feeding,
         # e.g. a service gone, must not hold it for ever).
         for source, known in self._sources.items():
-            if not self._declared.get(source, True):
+            if not declared.get(source, True):
                 continue  # not caught up: counted above
             if wall_ms is not None and known[1] is None:
                 known[1] = wall_ms  # recovered from the store: idle from now on unless heard of
@@ -337,6 +426,13 @@ class SliEngine:
                 snapshots.extend(self._snapshots(state, step))
                 state.evaluated_ms = step
             step += self._step_ms
+        for state in pending:
+            cumulative.prune(
+                state.series,
+                state.evaluated_ms * 1_000_000,
+                (state.evaluated_ms - self._config.retention_ms) * 1_000_000,
+                self._config.metric_series_cache_size,
+            )
         for service in expired:
             del self._states[service]  # `persist` deletes its key
             self._stats.services_expired += 1

@@ -9,24 +9,21 @@ request spans (for the HTTP status code) and the cardinality sketch.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import itertools
-import math
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
-from opentelemetry.proto.metrics.v1.metrics_pb2 import ExponentialHistogramDataPoint, Metric, MetricsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, MetricsData
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from telemetry_pipeline.otlp import Message, Signal
 from telemetry_pipeline.otlp.attributes import SERVICE_NAME, UNKNOWN_SERVICE, service_name
 from telemetry_pipeline.sli.config import SliConfig, duration_ms
+from telemetry_pipeline.sli.cumulative import POINT_FIELDS, Delta, representatives
 from telemetry_pipeline.sli.sketch import MIN_LATENCY_MS, LatencyMapping, dense_from_counts, hll_of
 from telemetry_pipeline.sli.slo import SloResolver
 from telemetry_pipeline.sli.windows import BUCKET_FIELDS, new_bucket
@@ -54,9 +51,10 @@ SERVICE_VERSION = "service.version"
 
 # The `sli-partials` record: {"v": PARTIALS_VERSION, "partials": [{field: value, ...}, ...]}. Readers
 # ignore fields they do not know (a field may be added within a version); anything a reader of this
-# version cannot use correctly gets a new version number, and other versions are rejected.
-PARTIALS_VERSION = 2
-_FIELDS = ("service", "max_time_ms", "buckets", "source", "offset", "redactions", "versions")
+# version cannot use correctly gets a new version number, and other versions are rejected. Version 3
+# added `cumulative` (before it, cumulative points came as deltas inside the buckets).
+PARTIALS_VERSION = 3
+_FIELDS = ("service", "max_time_ms", "buckets", "source", "offset", "redactions", "versions", "cumulative")
 
 
 @dataclass(slots=True)
@@ -69,7 +67,10 @@ class SliPartial:
     crash (at-least-once) is not counted twice. Untagged partials (offset -1) are always applied.
 
     `versions`: each `service.version` the message's resources carry, with the earliest event time
-    (ms) of the message's items for it (deploy correlation). `redactions`: values the redactor changed
+    (ms) of the message's items for it (deploy correlation). `cumulative`: the message's points of
+    cumulative duration histograms, raw (layout of `cumulative`): the engine turns them into deltas,
+    since only it sees all of a series' points whatever partition or worker they came through.
+    `redactions`: values the redactor changed
     in the message, per detector or rule; such a partial is a redaction note (`is_redaction_note`):
     no buckets, sent after the message was redacted (later than its buckets, perhaps after messages
     behind it), so the SLI engine would take it for a duplicate. Detection counts notes itself, once
@@ -83,6 +84,7 @@ class SliPartial:
     offset: int = -1
     redactions: dict[str, int] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    cumulative: list[list] = field(default_factory=list)
 
     @property
     def is_redaction_note(self) -> bool:
@@ -96,6 +98,17 @@ class SliPartial:
         return cls(**{name: obj[name] for name in _FIELDS if name in obj})
 
 
+@dataclass(frozen=True, slots=True)
+class SourceProgress:
+    """How far a shell has read one of its sources (input partition): the newest event time of the
+    partials it has sent from it (None: none yet), and whether it is read to its end. Sent on every
+    `sli-partials` partition after the partials it covers, so every SLI engine knows every source."""
+
+    source: str
+    max_time_ms: int | None
+    caught_up: bool
+
+
 class PartialsError(ValueError):
     """An `sli-partials` record that is not what `encode_partials` writes."""
 
@@ -105,9 +118,20 @@ def encode_partials(partials: list[SliPartial]) -> bytes:
     return orjson.dumps({"v": PARTIALS_VERSION, "partials": [partial.to_json() for partial in partials]})
 
 
+def encode_progress(progress: list[SourceProgress]) -> bytes:
+    """A progress record value: {"v": PARTIALS_VERSION, "progress": [[source, max_time_ms, caught_up]]}."""
+    rows = [[report.source, report.max_time_ms, report.caught_up] for report in progress]
+    return orjson.dumps({"v": PARTIALS_VERSION, "progress": rows})
+
+
 def decode_partials(data: bytes) -> list[SliPartial]:
-    """The partials of a record, checked for version and shape: a foreign record or one of another
-    format version (a rolling deploy) must not reach the engine."""
+    """The partials of a partials record (`decode_record`); a progress record has none."""
+    return decode_record(data)[0]
+
+
+def decode_record(data: bytes) -> tuple[list[SliPartial], list[SourceProgress]]:
+    """The partials or the progress reports of an `sli-partials` record, checked for version and shape:
+    a foreign record or one of another format version (a rolling deploy) must not reach the engine."""
     try:
         record = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -119,6 +143,8 @@ def decode_partials(data: bytes) -> list[SliPartial]:
     if record["v"] != PARTIALS_VERSION:
         version = record["v"] if type(record["v"]) is int else "?"
         raise PartialsError(f"partials record version {version}; this worker reads {PARTIALS_VERSION}")
+    if "progress" in record:
+        return [], _progress_of(record["progress"])
     try:
         partials = [SliPartial.from_json(obj) for obj in record["partials"]]
     except (KeyError, TypeError) as exc:
@@ -133,20 +159,55 @@ def decode_partials(data: bytes) -> list[SliPartial]:
             and all(_is_bucket(bucket) for bucket in partial.buckets)
             and _is_counts(partial.redactions)
             and _is_counts(partial.versions)
+            and isinstance(partial.cumulative, list)
+            and all(_is_series_point(entry) for entry in partial.cumulative)
         ):
             raise PartialsError("a partial with fields of the wrong type or shape")
-    return partials
+    return partials, []
+
+
+def _progress_of(rows: object) -> list[SourceProgress]:
+    if not isinstance(rows, list) or not all(
+        isinstance(row, list)
+        and len(row) == 3
+        and isinstance(row[0], str)
+        and (row[1] is None or type(row[1]) is int)
+        and isinstance(row[2], bool)
+        for row in rows
+    ):
+        raise PartialsError("a progress record with rows of the wrong shape")
+    return [SourceProgress(*row) for row in rows]
 
 
 def _is_counts(value: object) -> bool:
     return isinstance(value, dict) and all(type(v) is int for v in value.values())
 
 
+def _is_series_point(entry: object) -> bool:
+    """[series digest (hex), point] with the point as `cumulative` lays it out."""
+    if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+        return False
+    point = entry[1]
+    return (
+        isinstance(point, list)
+        and len(point) == POINT_FIELDS
+        and all(type(point[i]) is int for i in (0, 1, 2, 4, 7))
+        and isinstance(point[3], list)
+        and all(type(count) is int for count in point[3])
+        and isinstance(point[5], list)
+        and len(point[5]) in (2, 3)
+        and point[5][0] in ("x", "e")
+        and isinstance(point[6], float)
+    )
+
+
 def _is_bucket(bucket: object) -> bool:
     return isinstance(bucket, list) and len(bucket) == BUCKET_FIELDS and type(bucket[0]) is int
 
 
-class _Requests:
+class RequestCounts:
+    """Requests, errors, the good count, zeros and a sparse latency sketch, as a bucket's request record."""
+
     __slots__ = ("bins", "errors", "good", "requests", "zeros")
 
     def __init__(self) -> None:
@@ -177,8 +238,8 @@ class _Accumulator:
     def __init__(self) -> None:
         self.spans = self.points = self.logs = self.logs_traced = self.resources = self.resource_attrs = 0
         self.max_ns = 0
-        self.span_req: _Requests | None = None
-        self.metric_req: _Requests | None = None
+        self.span_req: RequestCounts | None = None
+        self.metric_req: RequestCounts | None = None
         self.names: set[str] = set()
         self.keys: set[str] = set()
 
@@ -186,11 +247,6 @@ class _Accumulator:
 @dataclass
 class AggregatorStats:
     future_dropped: int = 0  # items with event time beyond now + max_clock_skew
-    metric_baselines: int = 0  # cumulative points that only set a baseline (first seen, layout change)
-    # cumulative points older than the series' newest seen (unkeyed metrics reach the worker through
-    # several partitions, out of order): the newer point's delta already holds their counts
-    metric_stale: int = 0
-    series_cached: int = 0
 
 
 class PartialAggregator:
@@ -200,10 +256,9 @@ class PartialAggregator:
         self._mapping = LatencyMapping(config.latency_relative_accuracy)
         self._max_skew_ns = duration_ms(config.max_clock_skew) * _NS_PER_MS
         self._requirements = [tuple(req.split("|")) for req in config.recommended_resource_attributes]
-        self._series_limit = config.metric_series_cache_size
         self._key_sampling = config.attribute_key_sampling
-        # Cumulative histogram series digest -> its last point (start time, count, counts, zeros, layout).
-        self._series: OrderedDict[bytes, tuple] = OrderedDict()
+        # service -> its cumulative duration points [series digest (hex), point] since the last drain
+        self._cumulative: dict[str, list[list]] = {}
         self._pending: dict[tuple[str, int], _Accumulator] = {}
         self._thresholds: dict[str, float] = {}
         # service -> service.version -> earliest event time (ns) in what was added since the last drain
@@ -242,13 +297,16 @@ class PartialAggregator:
             partial = by_service.get(service)
             if partial is None:
                 versions = {v: ns // _NS_PER_MS for v, ns in self._versions.get(service, {}).items()}
-                by_service[service] = SliPartial(service, max_time_ms, [bucket], versions=versions)
+                cumulative = self._cumulative.get(service, [])
+                by_service[service] = SliPartial(
+                    service, max_time_ms, [bucket], versions=versions, cumulative=cumulative
+                )
             else:
                 partial.buckets.append(bucket)
                 partial.max_time_ms = max(partial.max_time_ms, max_time_ms)
         self._pending.clear()
         self._versions.clear()
-        self.stats.series_cached = len(self._series)
+        self._cumulative.clear()
         return list(by_service.values())
 
     def forget_slos(self) -> None:
@@ -323,7 +381,7 @@ class PartialAggregator:
                         continue
                     requests = acc.span_req
                     if requests is None:
-                        requests = acc.span_req = _Requests()
+                        requests = acc.span_req = RequestCounts()
                     requests.requests += 1
                     status = span.status.code
                     if status == _STATUS_ERROR or (
@@ -397,62 +455,67 @@ class PartialAggregator:
     ) -> None:
         data = getattr(metric, kind)
         to_ms = _UNIT_TO_MS.get(metric.unit, _UNIT_TO_MS[DURATION_METRICS[metric.name]])
-        threshold = self._threshold(service)
         cumulative = data.aggregation_temporality == _CUMULATIVE
         for point in data.data_points:
             time_ns = point.time_unix_nano
             if limit_ns is not None and time_ns > limit_ns:
                 continue
             if kind == "histogram":
-                layout: object = tuple(point.explicit_bounds)
+                layout: list = ["x", list(point.explicit_bounds)]
                 counts = list(point.bucket_counts)
-                values = _explicit_representatives(layout, to_ms)
+                zeros = 0
             else:
-                layout, counts, values = _exponential_buckets(point, to_ms)
-            zeros = point.zero_count if kind == "exponential_histogram" else 0
-            total = point.count
+                layout = ["e", point.scale, point.positive.offset]
+                counts = list(point.positive.bucket_counts)
+                zeros = point.zero_count
+            error = _is_error_point(point.attributes)
             if cumulative:
-                series = _series_digest(resource_digest, metric.name, point.attributes)
-                previous = self._series.get(series)
+                series = _series_digest(resource_digest, metric.name, point.attributes).hex()
                 start_ns = point.start_time_unix_nano
-                if previous is not None and previous[0] == start_ns and time_ns <= previous[5]:
-                    # Taking it as the new baseline would count its interval again with the next point.
-                    self.stats.metric_stale += 1
-                    continue
-                self._series[series] = (point.start_time_unix_nano, total, counts, zeros, layout, time_ns)
-                self._series.move_to_end(series)
-                if len(self._series) > self._series_limit:
-                    self._series.popitem(last=False)
-                delta = _delta(previous, point.start_time_unix_nano, total, counts, zeros, layout)
-                if delta is None:
-                    self.stats.metric_baselines += 1
-                    continue
-                total, counts, zeros = delta
-            if total <= 0:
+                raw = [time_ns, start_ns, point.count, counts, zeros, layout, to_ms, int(error)]
+                self._cumulative.setdefault(service, []).append([series, raw])
+                continue
+            if point.count <= 0:
                 continue
             acc = self._accumulator(service, time_ns)
-            requests = acc.metric_req
-            if requests is None:
-                requests = acc.metric_req = _Requests()
-            requests.requests += total
-            if _is_error_point(point.attributes):
-                requests.errors += total
-            requests.zeros += zeros
-            good = zeros
-            for count, (low_ms, value_ms, high_ms) in zip(counts, values, strict=False):
-                if not count:
-                    continue
-                if value_ms >= MIN_LATENCY_MS:
-                    index = self._mapping.index(value_ms)
-                    requests.bins[index] = requests.bins.get(index, 0) + count
-                else:
-                    requests.zeros += count
-                # Good: the share of the bucket below the threshold, assuming values spread evenly.
-                if high_ms <= threshold:
-                    good += count
-                elif low_ms < threshold:
-                    good += count * (threshold - low_ms) / (high_ms - low_ms)
-            requests.good += round(good)
+            if acc.metric_req is None:
+                acc.metric_req = RequestCounts()
+            values = representatives(layout, len(counts), to_ms)
+            delta = (point.count, counts, zeros)
+            add_histogram(acc.metric_req, delta, values, self._threshold(service), self._mapping, error)
+
+
+def add_histogram(
+    requests: RequestCounts,
+    delta: Delta,
+    values: list[tuple[float, float, float]],
+    threshold_ms: float,
+    mapping: LatencyMapping,
+    error: bool,
+    sign: int = 1,
+) -> None:
+    """Count a histogram delta's requests (sign -1: take back a delta counted before). Latencies enter
+    the sketch at each bucket's representative value (`cumulative.representatives`)."""
+    total, counts, zeros = delta
+    requests.requests += sign * total
+    if error:
+        requests.errors += sign * total
+    requests.zeros += sign * zeros
+    good = zeros
+    for count, (low_ms, value_ms, high_ms) in zip(counts, values, strict=False):
+        if not count:
+            continue
+        if value_ms >= MIN_LATENCY_MS:
+            index = mapping.index(value_ms)
+            requests.bins[index] = requests.bins.get(index, 0) + sign * count
+        else:
+            requests.zeros += sign * count
+        # Good: the share of the bucket below the threshold, assuming values spread evenly.
+        if high_ms <= threshold_ms:
+            good += count
+        elif low_ms < threshold_ms:
+            good += count * (threshold_ms - low_ms) / (high_ms - low_ms)
+    requests.good += sign * round(good)
 
 
 def _http_status(attributes: Iterable[KeyValue]) -> int:
@@ -492,49 +555,3 @@ def _series_digest(resource: bytes, name: str, attributes: Iterable[KeyValue]) -
     for kv in attributes:
         digest.update(kv.SerializeToString(deterministic=True))
     return digest.digest()
-
-
-def _delta(
-    previous: tuple | None, start_ns: int, total: int, counts: list[int], zeros: int, layout: object
-) -> tuple[int, list[int], int] | None:
-    """Delta of a cumulative point against the series' previous one; None when it is only a baseline.
-
-    A new start time is a reset (the counts are all new); a first point (also the first after a
-    worker restart, since the cache is not persisted) or a changed bucket layout is a baseline.
-    """
-    if previous is None:
-        return None
-    prev_start, prev_total, prev_counts, prev_zeros, prev_layout, _prev_time = previous
-    if start_ns != prev_start:
-        return total, counts, zeros
-    if layout != prev_layout or len(counts) != len(prev_counts) or total < prev_total:
-        return None
-    return total - prev_total, [c - p for c, p in zip(counts, prev_counts, strict=True)], zeros - prev_zeros
-
-
-@functools.lru_cache(maxsize=256)  # a handful of bucket layouts serve every series
-def _explicit_representatives(bounds: tuple[float, ...], to_ms: float) -> list[tuple[float, float, float]]:
-    """(low, representative, high) in ms for each explicit bucket; durations are >= 0.
-
-    The representative is the bucket's midpoint; the overflow bucket uses its lower bound (its
-    upper end is unknown), so quantiles from metrics are only as fine as the histogram's buckets.
-    """
-    edges = [0.0, *(b * to_ms for b in bounds)]
-    result = [(low, (low + high) / 2, high) for low, high in itertools.pairwise(edges)]
-    result.append((edges[-1], edges[-1], math.inf))
-    return result
-
-
-def _exponential_buckets(
-    point: ExponentialHistogramDataPoint, to_ms: float
-) -> tuple[object, list[int], list[tuple[float, float, float]]]:
-    """Positive buckets of an exponential histogram point: layout (scale, offset), counts and
-    (low, geometric mid, high) in ms per bucket."""
-    base = 2.0 ** (2.0**-point.scale)
-    offset = point.positive.offset
-    counts = list(point.positive.bucket_counts)
-    values = []
-    for i in range(len(counts)):
-        low, high = base ** (offset + i) * to_ms, base ** (offset + i + 1) * to_ms
-        values.append((low, math.sqrt(low * high), high))
-    return (point.scale, offset), counts, values

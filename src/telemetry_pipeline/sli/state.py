@@ -1,15 +1,17 @@
 """How an engine's per-service state sits in the shell's store (a Faust table with a changelog).
 
-One key per service: `<service>` -> {"version": 1, "max_event_ms", "evaluated_ms", "late_dropped",
-"watermark_ms", "sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier]}. The
-version lets a rolling deploy tell layouts apart: a value without one is the layout before versions
-(the same fields), a version this code does not know fails recovery with an error naming it rather
-than being misread. Change the layout only with a new version and a migration in `_migrate`.
+One key per service: `<service>` -> {"version": 2, "max_event_ms", "evaluated_ms", "late_dropped",
+"watermark_ms", "sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier],
+"series": {series digest: {"cut", "points"}}}: `series` holds the recent points of the service's
+cumulative histogram series, in the layout of `cumulative` (version 2 added it; a version 1 value
+loads with none). The version lets a rolling deploy tell layouts apart: a value without one is version
+1, a version this code does not know fails recovery with an error naming it rather than being misread.
+Change the layout only with a new version and a migration in `_migrate`.
 
-A service's buckets and the input offsets they include are one value, written by one assignment:
-whatever a restart recovers, the buckets hold exactly the partials up to those offsets, which is what
-lets the engine skip redelivered input without ever counting it twice or losing it. Buckets use the
-layout of `windows`.
+A service's buckets, series and the input offsets they include are one value, written by one
+assignment: whatever a restart recovers, the buckets hold exactly the partials up to those offsets,
+which is what lets the engine skip redelivered input without ever counting it twice or losing it.
+Buckets use the layout of `windows`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import orjson
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class StateFormatError(ValueError):
@@ -37,6 +39,7 @@ class ServiceState:
     # Per input source (partition or file): the highest offset applied and its newest event time.
     sources: dict[str, list[int]] = field(default_factory=dict)
     tiers: list[list[list]] = field(default_factory=list)  # per tier, buckets sorted by start
+    series: dict[str, dict] = field(default_factory=dict)  # cumulative series (layout of `cumulative`)
 
 
 class StateStore:
@@ -44,11 +47,11 @@ class StateStore:
         self._store = store
 
     def save(self, state: ServiceState) -> None:
-        # A copy of the offsets and buckets, not the engine's live ones: Faust's memory table keeps the
-        # object and serializes it only when its producer sends the changelog record, by which time the
+        # A copy of the offsets, buckets and series, not the engine's live ones: Faust's memory table keeps
+        # the object and serializes it only when its producer sends the changelog record, by which time the
         # engine may have rolled the tiers past `evaluated_ms`; recovered, such a record evaluated those
         # steps again on other buckets and sent them twice with other numbers.
-        sources, tiers = _detached(state.sources, state.tiers)
+        sources, tiers, series = _detached(state.sources, state.tiers, state.series)
         self._store[state.service] = {
             "version": STATE_VERSION,
             "max_event_ms": state.max_event_ms,
@@ -57,6 +60,7 @@ class StateStore:
             "watermark_ms": state.watermark_ms,
             "sources": sources,
             "tiers": tiers,
+            "series": series,
         }
 
     def forget(self, service: str) -> None:
@@ -67,7 +71,7 @@ class StateStore:
         for service, stored in self._store.items():
             value = _migrate(service, stored)
             # Detached from the stored value too: it may be a record still waiting to be sent.
-            sources, tiers = _detached(value["sources"], value["tiers"])
+            sources, tiers, series = _detached(value["sources"], value["tiers"], value["series"])
             states[service] = ServiceState(
                 service,
                 value["max_event_ms"],
@@ -76,19 +80,24 @@ class StateStore:
                 value["watermark_ms"],
                 sources,
                 tiers,
+                series,
             )
         return states
 
 
-def _detached(sources: dict, tiers: list) -> tuple[dict, list]:
+def _detached(sources: dict, tiers: list, series: dict) -> tuple[dict, list, dict]:
     """Copies sharing nothing with the arguments (plain JSON, as the changelog holds them)."""
-    return tuple(orjson.loads(orjson.dumps([sources, tiers])))  # type: ignore[return-value]
+    return tuple(orjson.loads(orjson.dumps([sources, tiers, series])))  # type: ignore[return-value]
 
 
 def _migrate(service: str, value: dict[str, Any]) -> dict[str, Any]:
     """The value in the current layout. Names the service (an operator's name, not telemetry data)
     and the version, never the value."""
     version = value.get("version", 1)  # values written before versions have version 1's fields
+    if version == 1:
+        # Cumulative deltas were computed at ingest, so no series points: the next point of each series
+        # only sets a baseline.
+        return {**value, "series": {}}
     if version != STATE_VERSION:
         shown = str(version) if isinstance(version, int) else "that is not a number"
         raise StateFormatError(

@@ -252,63 +252,31 @@ def test_metric_error_attributes(attrs: dict, error: bool) -> None:
     assert only_bucket(agg.drain())[METRIC_REQ][ERRORS] == (1 if error else 0)
 
 
-def test_cumulative_histograms_count_deltas_per_series() -> None:
+def test_cumulative_points_travel_raw_for_the_engine_per_series() -> None:
+    """Deltas of cumulative series are the engine's (`test_cumulative`): only it sees every point of a
+    series, whatever partition or worker brought it. The partial carries the points as they are."""
     agg = aggregator()
-
-    def point(
-        minute: int, counts: list[int], instance: str = "i-1", start_ns: int = T0_NS - MINUTE_NS
-    ) -> None:
+    for instance, minute in (("i-1", 0), ("i-2", 0), ("i-1", 1)):
         agg.add(
             Signal.METRICS,
             histogram(
                 "checkout",
                 "http.server.duration",
-                [
-                    {
-                        "time_ns": T0_NS + minute * MINUTE_NS,
-                        "bounds": [100.0],
-                        "counts": counts,
-                        "start_ns": start_ns,
-                    }
-                ],
+                [{"time_ns": T0_NS + minute * MINUTE_NS, "bounds": [100.0], "counts": [5 + minute, 1]}],
                 unit="ms",
                 cumulative=True,
                 instance=instance,
             ),
         )
-
-    point(0, [5, 1])  # first sight of the series: a baseline only
-    point(0, [50, 50], instance="i-2")  # another instance is another series: a baseline too
-    point(1, [8, 1])
-    point(2, [8, 2])
-    point(3, [2, 0], start_ns=T0_NS + 3 * MINUTE_NS)  # restarted process: counts since the new start
-    by_minute = {(b[START] - T0_MS) // 60_000: b[METRIC_REQ] for _, b in flat(agg.drain())}
-    assert by_minute[0] is None
-    assert [by_minute[m][REQUESTS] for m in (1, 2, 3)] == [3, 1, 2]
-    assert [by_minute[m][GOOD] for m in (1, 2, 3)] == [3, 0, 2]
-    assert agg.stats.metric_baselines == 2
-
-
-def test_cumulative_points_out_of_order_are_counted_once() -> None:
-    """Unkeyed metric messages reach the worker through several partitions: a series' older point
-    may come after a newer one. It must not become the baseline, or its interval counts twice."""
-    agg = aggregator()
-    for minute in (0, 2, 1, 3, 4):  # minute 1's point arrives after minute 2's
-        total = 100 * (minute + 1)  # 100 requests a minute, cumulative
-        agg.add(
-            Signal.METRICS,
-            histogram(
-                "checkout",
-                "http.server.duration",
-                [{"time_ns": T0_NS + minute * MINUTE_NS, "bounds": [100.0], "counts": [total, 0],
-                  "start_ns": T0_NS - MINUTE_NS}],
-                unit="ms",
-                cumulative=True,
-            ),
-        )
-    counted = sum(b[METRIC_REQ][REQUESTS] for _, b in flat(agg.drain()) if b[METRIC_REQ])
-    assert counted == 400  # minutes 1 to 4; minute 0 is the baseline
-    assert agg.stats.metric_stale == 1
+    partial = only(agg.drain())
+    assert all(b[METRIC_REQ] is None for b in partial.buckets)  # nothing counted at ingest
+    assert sum(b[POINTS] for b in partial.buckets) == 3
+    series = [entry[0] for entry in partial.cumulative]
+    assert series[0] == series[2] != series[1]  # per resource, metric name and point attributes
+    assert partial.cumulative[2][1] == [
+        T0_NS + MINUTE_NS, T0_NS - MINUTE_NS, 7, [6, 1], 0, ["x", [100.0]], 1.0, 0
+    ]
+    assert decode_partials(encode_partials([partial])) == [partial]
 
 
 def test_other_metrics_only_count_as_presence() -> None:
@@ -403,13 +371,19 @@ def test_catalog_override_moves_the_threshold_once_slos_are_re_read() -> None:
         (b"not json", "not JSON"),
         (b'{"service": "checkout"}', "no version"),
         (b'[["checkout", 1, [], "otlp_spans[0]", 1]]', "unversioned (version 1)"),
-        (b'{"v": 3, "partials": []}', "version 3; this worker reads 2"),
-        (b'{"v": 2, "partials": [{"service": "checkout"}]}', "not a list of partials"),
-        (b'{"v": 2, "partials": [{"service": "c", "max_time_ms": "soon", "buckets": []}]}', "wrong type"),
-        (b'{"v": 2, "partials": [{"service": "c", "max_time_ms": 1, "buckets": [[0, 1]]}]}', "wrong type"),
+        (b'{"v": 2, "partials": []}', "version 2; this worker reads 3"),
+        (b'{"v": 4, "partials": []}', "version 4; this worker reads 3"),
+        (b'{"v": 3, "partials": [{"service": "checkout"}]}', "not a list of partials"),
+        (b'{"v": 3, "partials": [{"service": "c", "max_time_ms": "soon", "buckets": []}]}', "wrong type"),
+        (b'{"v": 3, "partials": [{"service": "c", "max_time_ms": 1, "buckets": [[0, 1]]}]}', "wrong type"),
         (
-            b'{"v": 2, "partials": [{"service": "c", "max_time_ms": 1, "buckets": [], '
+            b'{"v": 3, "partials": [{"service": "c", "max_time_ms": 1, "buckets": [], '
             b'"redactions": {"x": "1"}}]}',
+            "wrong type",
+        ),
+        (
+            b'{"v": 3, "partials": [{"service": "c", "max_time_ms": 1, "buckets": [], '
+            b'"cumulative": [["s", [1, 0, 2, [2], 0, ["x", []], 1.0]]]}]}',
             "wrong type",
         ),
     ],

@@ -18,11 +18,25 @@ def test_saved_state_carries_its_version_and_loads_back_equal() -> None:
     assert StateStore(store).load() == {"checkout": _state()}
 
 
-def test_a_value_written_before_versions_loads_as_version_1() -> None:
+@pytest.mark.parametrize("version", [None, 1])
+def test_a_version_1_value_loads_without_cumulative_series(version: int | None) -> None:
+    """Version 1 (also a value written before versions) had no `series`: deltas came from ingest."""
     store: dict[str, dict] = {}
     StateStore(store).save(_state())
-    del store["checkout"]["version"]
+    del store["checkout"]["series"]
+    if version is None:
+        del store["checkout"]["version"]
+    else:
+        store["checkout"]["version"] = version
     assert StateStore(store).load() == {"checkout": _state()}
+
+
+def test_cumulative_series_points_round_trip() -> None:
+    store: dict[str, dict] = {}
+    state = _state()
+    state.series["ab12"] = {"cut": 0, "points": [[60_000_000_000, 0, 5, [4, 1], 0, ["x", [100.0]], 1.0, 0]]}
+    StateStore(store).save(state)
+    assert StateStore(store).load() == {"checkout": state}
 
 
 @pytest.mark.parametrize(
