@@ -265,7 +265,7 @@ def create_app(config: PipelineConfig) -> faust.App:
             spans = topics.input(Signal.TRACES) + "["
             shell.core().set_span_sources({s: done for s, done in inputs_done.items() if s.startswith(spans)})
             await shell.emit(shell.core().release(now), delivery)
-        if shell.analysis_ready():
+        if shell.analysis_ready() or shell.sli_state_pending():
             analysis = shell.analysis()
             analysis.set_sources(sli_done, wall_ms=now, channels=shell.sources.channels())
             analysis.engine.expect_sources(shell.sources.every_input())
@@ -425,6 +425,7 @@ class _Shell:
         self.tick_delivery = self.delivery()
         self.commit_guard = CommitGuard()
         self.joined = asyncio.Event()  # set when the consumer group first assigns partitions
+        self.context_waited = False  # set once an agent has waited for the context topics (`context_loaded`)
         self._guard_installed = False
         kafka, context = config.kafka, config.context
         self.maintenance = MaintenanceWindows(config.maintenance, self._maintenance_changed)
@@ -452,6 +453,7 @@ class _Shell:
                 "context topics not loaded after %ss; enriching with what is there",
                 self.config.worker.context_wait_s,
             )
+        self.context_waited = True
 
     async def hold_has_room(self) -> None:
         """Wait while the logs read ahead of a spans backlog fill the enrichment hold past
@@ -513,6 +515,16 @@ class _Shell:
 
     def analysis_ready(self) -> bool:
         return self._analysis is not None
+
+    def sli_state_pending(self) -> bool:
+        """Whether the analysis is due before any partial comes: the table recovered the state of a
+        service this worker owns, and the SLOs and maintenance windows are read. A worker restarted
+        after a crash can find every partial processed and committed, with the last steps still to be
+        evaluated once the input is idle; built on the first partial only, the analysis never came
+        and those snapshots were never sent. On a new deployment (an empty table) it still waits for
+        the first partial: an idle analysis with no state would move the watermark to the wall clock
+        and make a backlog published later late."""
+        return self.context_waited and any(self.owns_service(service) for service in self._sli_state)
 
     async def advance_sli(self, delivery: Delivery, now_ms: int, *, idle: bool = False) -> None:
         """Evaluate the steps the watermark passed and send their snapshots; once the analysis has
