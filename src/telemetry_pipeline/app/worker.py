@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 # A partition's end offset from the fetcher's last response is used when no older than this; else it is
 # asked from the broker (a round trip, seconds under load).
 _FETCH_FRESH_MS = 5_000
-# The longest the broker holds a fetch request with nothing to return (`_bound_fetch_responses`).
-_FETCH_MAX_WAIT_MS = 100
 
 
 class _Utf8Codec(codecs.Codec):
@@ -101,18 +99,14 @@ def _keep_queues_on_resume(app: faust.App) -> None:
 def _bound_fetch_responses(app: faust.App, max_bytes: int) -> None:
     """aiokafka's `fetch_max_bytes` (the most one fetch response brings, all partitions together),
     which Faust does not pass on: without it, 50 MiB per response, live while its records are handed
-    out and again while the next one is read. And its `fetch_max_wait_ms`, which Faust sets to 1.5 s:
-    aiokafka leaves a partition whose fetched records are not all taken out of the next request, and
-    sends no other request to the broker while one is open, so with small responses a partition
-    that was just emptied waits for the open request, which the broker holds up to this long when
-    the partitions in it have nothing new (benchmarks/README.md, "Deliveries in flight")."""
+    out and again while the next one is read. (Faust's 1.5 s `fetch_max_wait_ms` stays: see
+    benchmarks/README.md, "Deliveries in flight", why 100 ms was withdrawn.)"""
     thread = app.consumer._thread  # type: ignore[attr-defined]
     create = thread._create_worker_consumer
 
     def create_bounded(transport: object) -> object:
         consumer = create(transport)
         consumer._fetch_max_bytes = max_bytes  # read by its start(), which builds the fetcher
-        consumer._fetch_max_wait_ms = _FETCH_MAX_WAIT_MS
         return consumer
 
     thread._create_worker_consumer = create_bounded
