@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
-from telemetry_pipeline.sli import cumulative
+from telemetry_pipeline.sli import cumulative, offset_marks
 from telemetry_pipeline.sli.config import SliConfig, duration_ms
 from telemetry_pipeline.sli.partials import RequestCounts, SliPartial, SourceProgress, add_histogram
 from telemetry_pipeline.sli.sketch import LatencyMapping, hll_estimate, quantile_ms
@@ -135,8 +135,8 @@ class SliEngine:
         heard = self._sources
         self._sources = {}
         for state in self._states.values():
-            for source, (_offset, max_time_ms) in state.sources.items():
-                self._heard_of(source, max_time_ms, heard.get(source, [0, None])[1])
+            for source, mark in state.sources.items():
+                self._heard_of(source, mark[offset_marks.NEWEST_MS], heard.get(source, [0, None])[1])
 
     def services(self) -> set[str]:
         """The services whose state this engine holds (owns)."""
@@ -228,11 +228,11 @@ class SliEngine:
                     continue
                 state = self._states[service] = self._new_state(partial)
             mark = state.sources.get(partial.source)
-            if mark is not None and partial.offset >= 0 and partial.offset <= mark[0]:
+            if offset_marks.includes(mark, partial.offset):
                 self._stats.duplicates_skipped += 1
                 continue
-            newest = partial.max_time_ms if mark is None else max(mark[1], partial.max_time_ms)
-            state.sources[partial.source] = [partial.offset, newest]
+            marked = offset_marks.with_offset(mark, partial.offset, partial.max_time_ms)
+            state.sources[partial.source] = marked
             self._heard_of(partial.source, partial.max_time_ms, wall_ms)
             self._dirty.add(service)
             applied.append(partial)

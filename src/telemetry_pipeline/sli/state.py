@@ -1,12 +1,14 @@
 """How an engine's per-service state sits in the shell's store (a Faust table with a changelog).
 
-One key per service: `<service>` -> {"version": 2, "max_event_ms", "evaluated_ms", "late_dropped",
-"watermark_ms", "sources": {source: [offset, max_time_ms]}, "tiers": [[bucket, ...] per tier],
-"series": {series digest: {"cut", "points"}}}: `series` holds the recent points of the service's
-cumulative histogram series, in the layout of `cumulative` (version 2 added it; a version 1 value
-loads with none). The version lets a rolling deploy tell layouts apart: a value without one is version
-1, a version this code does not know fails recovery with an error naming it rather than being misread.
-Change the layout only with a new version and a migration in `_migrate`.
+One key per service: `<service>` -> {"version": 3, "max_event_ms", "evaluated_ms", "late_dropped",
+"watermark_ms", "sources": {source: mark}, "tiers": [[bucket, ...] per tier], "series": {series
+digest: {"cut", "points"}}}: a mark says which offsets of the source are applied, in the layout of
+`offset_marks` (version 3 added its holes; a version 1 or 2 mark, [offset, max_time_ms], loads with none:
+every offset up to it counts as applied, as those versions read it). `series` holds the recent points
+of the service's cumulative histogram series, in the layout of `cumulative` (version 2 added it; a
+version 1 value loads with none). The version lets a rolling deploy tell layouts apart: a value without
+one is version 1, a version this code does not know fails recovery with an error naming it rather than
+being misread. Change the layout only with a new version and a migration in `_migrate`.
 
 A service's buckets, series and the input offsets they include are one value, written by one
 assignment: whatever a restart recovers, the buckets hold exactly the partials up to those offsets,
@@ -22,7 +24,7 @@ from typing import Any
 
 import orjson
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 class StateFormatError(ValueError):
@@ -36,8 +38,9 @@ class ServiceState:
     evaluated_ms: int  # end of the last evaluation step emitted
     late_dropped: int = 0
     watermark_ms: int | None = None  # the engine's, when this state was last written
-    # Per input source (partition or file): the highest offset applied and its newest event time.
-    sources: dict[str, list[int]] = field(default_factory=dict)
+    # Per input source (partition or file): which of its offsets are applied, its newest event time
+    # (layout of `offset_marks`).
+    sources: dict[str, list] = field(default_factory=dict)
     tiers: list[list[list]] = field(default_factory=list)  # per tier, buckets sorted by start
     series: dict[str, dict] = field(default_factory=dict)  # cumulative series (layout of `cumulative`)
 
@@ -97,7 +100,9 @@ def _migrate(service: str, value: dict[str, Any]) -> dict[str, Any]:
     if version == 1:
         # Cumulative deltas were computed at ingest, so no series points: the next point of each series
         # only sets a baseline.
-        return {**value, "series": {}}
+        value = {**value, "series": {}}
+    if version in (1, 2):
+        return {**value, "sources": {source: [*mark, ""] for source, mark in value["sources"].items()}}
     if version != STATE_VERSION:
         shown = str(version) if isinstance(version, int) else "that is not a number"
         raise StateFormatError(

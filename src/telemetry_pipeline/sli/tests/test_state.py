@@ -8,7 +8,18 @@ from telemetry_pipeline.sli.state import STATE_VERSION, ServiceState, StateForma
 
 
 def _state() -> ServiceState:
-    return ServiceState("checkout", 120_000, 60_000, 2, 60_000, {"otlp_spans[0]": [7, 120_000]}, [[], []])
+    marks = {"otlp_spans[0]": [7, 120_000, "6"]}  # offsets 5 and 6 not applied
+    return ServiceState("checkout", 120_000, 60_000, 2, 60_000, marks, [[], []])
+
+
+def _older(store: dict[str, dict], version: int | None) -> None:
+    """The stored value as `version` wrote it: marks without holes ([offset, max_time_ms])."""
+    value = store["checkout"]
+    value["sources"] = {source: mark[:2] for source, mark in value["sources"].items()}
+    if version is None:
+        del value["version"]
+    else:
+        value["version"] = version
 
 
 def test_saved_state_carries_its_version_and_loads_back_equal() -> None:
@@ -24,11 +35,21 @@ def test_a_version_1_value_loads_without_cumulative_series(version: int | None) 
     store: dict[str, dict] = {}
     StateStore(store).save(_state())
     del store["checkout"]["series"]
-    if version is None:
-        del store["checkout"]["version"]
-    else:
-        store["checkout"]["version"] = version
-    assert StateStore(store).load() == {"checkout": _state()}
+    _older(store, version)
+    loaded = StateStore(store).load()["checkout"]
+    assert loaded.series == {}
+    assert loaded.sources == {"otlp_spans[0]": [7, 120_000, ""]}
+
+
+def test_a_version_2_mark_loads_with_every_offset_up_to_it_applied() -> None:
+    """Versions 1 and 2 kept the highest offset only, and skipped everything up to it: so does the
+    migrated mark (no holes)."""
+    store: dict[str, dict] = {}
+    StateStore(store).save(_state())
+    _older(store, 2)
+    loaded = StateStore(store).load()["checkout"]
+    assert loaded.sources == {"otlp_spans[0]": [7, 120_000, ""]}
+    assert loaded.tiers == _state().tiers
 
 
 def test_cumulative_series_points_round_trip() -> None:
@@ -60,7 +81,7 @@ def test_a_saved_value_stays_as_saved_while_the_state_goes_on() -> None:
     StateStore(store).save(state)
     state.sources["otlp_spans[0]"][0] = 9
     state.tiers[0].append([60_000, 1])
-    assert store["checkout"]["sources"] == {"otlp_spans[0]": [7, 120_000]}
+    assert store["checkout"]["sources"] == {"otlp_spans[0]": [7, 120_000, "6"]}
     assert store["checkout"]["tiers"] == [[], []]
     loaded = StateStore(store).load()["checkout"]
     loaded.sources["otlp_spans[0]"][0] = 11
