@@ -108,7 +108,11 @@ class Analysis:
         """Merge partials; returns those applied (not redelivered, not refused). Detection notes
         those and every redaction note (it tells redelivered notes apart itself)."""
         partials = list(partials)
+        before = self.engine.services()
         applied = self.engine.add(partials, wall_ms, channel)
+        # Services the engine loaded from the store now (owned since the last `adopt`) bring theirs.
+        loaded = {s for s in self.engine.services() - before if s in self._store.store}
+        self._restore_detection(before, before | loaded)
         applied_ids = {id(partial) for partial in applied}
         noted = [p for p in partials if id(p) in applied_ids or p.is_redaction_note]
         self.detection.note(noted)

@@ -27,6 +27,7 @@ from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord, Sending
 from telemetry_pipeline.app.metrics import WorkerMetrics
+from telemetry_pipeline.app.ordering import InputOrder
 from telemetry_pipeline.app.progress import ProgressReporter
 from telemetry_pipeline.app.rewind import rewind_uncommitted
 from telemetry_pipeline.app.startup import check_changelog_partitions
@@ -158,7 +159,10 @@ def create_app(config: PipelineConfig) -> faust.App:
     _bound_fetch_responses(app, worker.consumer_fetch_response_bytes)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topics = config.topics
-    rewind_uncommitted(app.consumer, {topics.input(signal) for signal in Signal} | {topics.sli_partials})
+    ordered = {topics.input(signal) for signal in Signal} | {topics.sli_partials}
+    rewind_uncommitted(app.consumer, ordered)
+    order = InputOrder(ordered)
+    order.install(app.consumer)
 
     # Keyed by trace id with the producer's murmur2 partitioner, so a trace's context lands on the
     # changelog partition of the input partition its records arrive on (when inputs are keyed by
@@ -168,7 +172,7 @@ def create_app(config: PipelineConfig) -> faust.App:
     users = UserDirectory()
     services: dict[str, dict] = {}
     metrics = WorkerMetrics(worker.metrics_port, worker.metrics_host)
-    shell = _Shell(app, config, trace_context, sli_state, users, services, metrics)
+    shell = _Shell(app, config, trace_context, sli_state, users, services, metrics, order)
     # Now, not on the first batch: building the core compiles the redaction prefilter (about 2 s of
     # CPU), which the first messages after joining the group waited for (the p99 of a paced run).
     # The recovered trace-context table is indexed by `reindex_trace_context` below.
@@ -209,7 +213,8 @@ def create_app(config: PipelineConfig) -> faust.App:
         # evaluated before they are read would burn against the default SLO and page or resolve
         # differently from replay (seen after a restart: a page resolved during its outage).
         await shell.context_loaded()
-        async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
+        async for taken in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
+            events = await shell.order.admit(taken)
             now = _now_ms()
             by_channel: dict[str, list[SliPartial]] = {}  # per sli-partials partition, in its order
             reports: dict[str, list[SourceProgress]] = {}  # progress reports, per partition
@@ -305,7 +310,8 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
         # The last run, from when its outputs are produced until they are acknowledged and its inputs
         # released: it is delivered while the next run is processed.
         in_flight: asyncio.Future[None] | None = None
-        async for events in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
+        async for taken in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
+            events = await shell.order.admit(taken)
             for chunk in chunks_of_bytes(events, worker.batch_max_bytes):
                 if signal is Signal.LOGS:
                     await shell.hold_has_room()
@@ -401,8 +407,9 @@ class MaintenanceWindows:
 class _Shell:
     """What the agents share: the core and the analysis (built after table recovery), outputs."""
 
-    def __init__(self, app, config, trace_context, sli_state, users, services, metrics) -> None:
+    def __init__(self, app, config, trace_context, sli_state, users, services, metrics, order) -> None:
         self._app = app
+        self.order: InputOrder = order  # what the agents may process, partition by partition
         self.config = config
         self._trace_context = trace_context
         self._sli_state = sli_state
@@ -616,8 +623,9 @@ class _Sources:
     `sli-partials` partition is processed to an end offset read after that. Processed means by the
     agents (not merely fetched), counting from the committed offset at start.
 
-    End offsets come from the fetcher's last response for the partition (aiokafka's `highwater`, free)
-    when it is at most `_FETCH_FRESH_MS` old; only the others cost a broker round trip (ListOffsets).
+    Input end offsets come from the fetcher's last response for the partition (aiokafka's `highwater`,
+    free) when it is at most `_FETCH_FRESH_MS` old; only the others cost a broker round trip
+    (ListOffsets). The `sli-partials` ends, whose time decides what they cover, are always asked.
     Each look keeps the processed offsets it saw with its time: the partials of input processed at T
     were delivered before T, so an `sli-partials` end read at F covers the input as processed at the
     newest look at or before F."""
@@ -668,7 +676,12 @@ class _Sources:
         processed = {tp: self._processed(tp) for tp in inputs}  # before any end offset is read
         self._looks.append((now, processed))
         try:
-            ends = await self._end_offsets([*inputs, *partials], now)
+            ends = await self._end_offsets(inputs, now)
+            # Asked of the broker, never the fetcher's: its timestamp is when the consumer thread handled
+            # the response, which under load is seconds after the broker measured the end, so partials
+            # delivered in between counted as read and the watermark passed them (7 buckets dropped as
+            # late in a backlog run on two busy cores).
+            ends.update(await self._listed_ends(partials))
         except Exception as exc:  # the broker is away: keep the last answer
             log.warning("end offsets not read (%s); input progress unchanged", type(exc).__name__)
             return self._last, self._last_sli
@@ -688,12 +701,17 @@ class _Sources:
             end, fetched_ms = self._fetched_end(tp)
             if end is not None and fetched_ms is not None and now_ms - fetched_ms <= _FETCH_FRESH_MS:
                 ends[tp] = (end, fetched_ms)
-        unknown = [tp for tp in tps if tp not in ends]
-        if unknown:
-            asked_ms = _now_ms()  # the answer holds at least what was written before the request
-            listed = await self._app.consumer.highwaters(*unknown)
-            ends.update({tp: (listed.get(tp, 0), asked_ms) for tp in unknown})
+        ends.update(await self._listed_ends([tp for tp in tps if tp not in ends]))
         return ends
+
+    async def _listed_ends(self, tps: list[TP]) -> dict[TP, tuple[int, int]]:
+        """End offsets asked of the broker (ListOffsets), each with the wall time the request was made:
+        the answer holds at least what was written before it."""
+        if not tps:
+            return {}
+        asked_ms = _now_ms()
+        listed = await self._app.consumer.highwaters(*tps)
+        return {tp: (listed.get(tp, 0), asked_ms) for tp in tps}
 
     def _fetched_end(self, tp: TP) -> tuple[int | None, int | None]:
         """The end offset in the fetcher's last response for `tp`, and that response's wall time (ms)."""

@@ -64,6 +64,7 @@ class EngineStats:
     late_dropped_by_source: Counter[str] = dataclasses.field(default_factory=Counter)
     duplicates_skipped: int = 0  # partials of input applied before (redelivered after a rebalance or crash)
     services_rejected: int = 0  # partials of new services refused because max_services was reached
+    partials_not_owned: int = 0  # partials of services a rebalance moved to another engine, left to it
     services_expired: int = 0  # services removed after their data aged out of every tier
     snapshots: int = 0
     steps_skipped: int = 0  # evaluation steps jumped over by services further behind than max_catch_up
@@ -113,6 +114,7 @@ class SliEngine:
         # Per source, per channel: newest event time come through it, and the wall time it last came.
         self._progress: dict[str, dict[str | None, list]] = {}
         self._watermark_ms: int | None = None
+        self._owned: Callable[[str], bool] | None = None  # the services this engine owns (`adopt`)
         self.adopt()
 
     def adopt(self, owned: Callable[[str], bool] | None = None) -> None:
@@ -121,15 +123,14 @@ class SliEngine:
         reads again what came after), load the owned ones the store has and memory lacks. What
         memory has beyond the store stays: its offsets are in it too."""
         if owned is not None:
+            self._owned = owned
             for service in [service for service in self._states if not owned(service)]:
                 del self._states[service]
                 self._dirty.discard(service)
         for service, state in self._state_store.load().items():
             if service in self._states or (owned is not None and not owned(service)):
                 continue
-            self._states[service] = state
-            if state.watermark_ms is not None:
-                self._raise_watermark(state.watermark_ms)
+            self._take(state)
         # A source counts through the services that have data from it: one that fed only services
         # gone elsewhere must not hold the watermark back.
         heard = self._sources
@@ -137,6 +138,11 @@ class SliEngine:
         for state in self._states.values():
             for source, mark in state.sources.items():
                 self._heard_of(source, mark[offset_marks.NEWEST_MS], heard.get(source, [0, None])[1])
+
+    def _take(self, state: ServiceState) -> None:
+        self._states[state.service] = state
+        if state.watermark_ms is not None:
+            self._raise_watermark(state.watermark_ms)
 
     def services(self) -> set[str]:
         """The services whose state this engine holds (owns)."""
@@ -223,10 +229,9 @@ class SliEngine:
             service = partial.service
             state = self._states.get(service)
             if state is None:
-                if len(self._states) >= self._config.max_services:
-                    self._stats.services_rejected += 1
+                state = self._state_of_new(partial)
+                if state is None:
                     continue
-                state = self._states[service] = self._new_state(partial)
             mark = state.sources.get(partial.source)
             if offset_marks.includes(mark, partial.offset):
                 self._stats.duplicates_skipped += 1
@@ -249,6 +254,25 @@ class SliEngine:
             self._add_cumulative(state, partial)
         self._raise_watermark_to_sources(wall_ms)
         return applied
+
+    def _state_of_new(self, partial: SliPartial) -> ServiceState | None:
+        """The state for a service not in memory: none for one this engine does not own (a rebalance
+        took it while its partials were in hand: its new owner applies them, and a fresh state here
+        would evaluate it from the watermark on and drop its older data as late), the stored one
+        (owned since the last `adopt`), else a new one (unless `max_services` is reached)."""
+        service = partial.service
+        if self._owned is not None and not self._owned(service):
+            self._stats.partials_not_owned += 1
+            return None
+        stored = self._state_store.load_one(service)
+        if stored is not None:
+            self._take(stored)
+            return stored
+        if len(self._states) >= self._config.max_services:
+            self._stats.services_rejected += 1
+            return None
+        state = self._states[service] = self._new_state(partial)
+        return state
 
     def _add_cumulative(self, state: ServiceState, partial: SliPartial) -> None:
         """Insert the partial's cumulative points into their series and add the changes to the per-minute
@@ -287,6 +311,8 @@ class SliEngine:
         """Write every service changed since the last call to the store. Input whose partials were
         added before this call may be acknowledged after it."""
         for service in sorted(self._dirty):
+            if self._owned is not None and not self._owned(service):
+                continue  # its partition moved: the changelog is its new owner's to write
             state = self._states.get(service)
             if state is None:
                 self._state_store.forget(service)

@@ -70,22 +70,27 @@ class StateStore:
         self._store.pop(service, None)
 
     def load(self) -> dict[str, ServiceState]:
-        states = {}
-        for service, stored in self._store.items():
-            value = _migrate(service, stored)
-            # Detached from the stored value too: it may be a record still waiting to be sent.
-            sources, tiers, series = _detached(value["sources"], value["tiers"], value["series"])
-            states[service] = ServiceState(
-                service,
-                value["max_event_ms"],
-                value["evaluated_ms"],
-                value["late_dropped"],
-                value["watermark_ms"],
-                sources,
-                tiers,
-                series,
-            )
-        return states
+        return {service: _state(service, stored) for service, stored in self._store.items()}
+
+    def load_one(self, service: str) -> ServiceState | None:
+        stored = self._store.get(service)
+        return None if stored is None else _state(service, stored)
+
+
+def _state(service: str, stored: dict[str, Any]) -> ServiceState:
+    value = _migrate(service, stored)
+    # Detached from the stored value too: it may be a record still waiting to be sent.
+    sources, tiers, series = _detached(value["sources"], value["tiers"], value["series"])
+    return ServiceState(
+        service,
+        value["max_event_ms"],
+        value["evaluated_ms"],
+        value["late_dropped"],
+        value["watermark_ms"],
+        sources,
+        tiers,
+        series,
+    )
 
 
 def _detached(sources: dict, tiers: list, series: dict) -> tuple[dict, list, dict]:
