@@ -202,8 +202,9 @@ class SliEngine:
 
     def sources_caught_up(self) -> bool:
         """Whether every source declared or reported is caught up (through every channel): only then
-        may wall time move the watermark."""
-        return all(self._caught_up().values())
+        may wall time move the watermark. Never while the shell reads no channel (a rebalance in
+        progress: nothing is assigned, and what other shells reported long ago is all it would see)."""
+        return bool(self._channels) and all(self._caught_up().values())
 
     def _caught_up(self) -> dict[str, bool]:
         """The shell's declared sources, and the reported ones it does not read itself."""
@@ -366,6 +367,10 @@ class SliEngine:
             known[1] = wall_ms
 
     def _raise_watermark_to_sources(self, wall_ms: int | None) -> None:
+        if not self._channels:
+            # No channel assigned (mid-rebalance): no source can be judged. Taken as nothing to wait
+            # for, stale reports of a worker that ran before moved the watermark past a backlog.
+            return
         active = []
         declared = self._caught_up()
         for source, caught_up in declared.items():

@@ -14,6 +14,7 @@ from telemetry_pipeline.sli import (
     SloConfig,
     SloDefaults,
     SloResolver,
+    SourceProgress,
 )
 from telemetry_pipeline.sli.tests.builders import (
     ERROR,
@@ -577,3 +578,20 @@ def test_a_metrics_only_service_gets_every_sli() -> None:
     assert (s.completeness.traces, s.completeness.metrics, s.completeness.logs) == (False, True, False)
     # Metrics 20 + resource attributes 20 * 2/6 (service.name, service.instance.id) of 100.
     assert s.completeness.score == pytest.approx(20 + 20 * 2 / 6, abs=0.01)
+
+
+def test_no_channel_assigned_moves_nothing_whatever_old_reports_say() -> None:
+    """Mid-rebalance the worker reads no `sli-partials` partition and declares no source. Reports of a
+    worker that ran before (every source caught up, on empty topics) must not move the watermark past
+    a backlog, nor let wall time in."""
+    config, slos = SliConfig(idle_after="30s"), resolver()
+    engine = SliEngine(config, slos, {})
+    offsets: Counter[str] = Counter()
+    channel = "sli-partials[0]"
+    engine.set_sources({"otlp_spans[0]": False}, wall_ms=0, channels=[channel])
+    message = (Signal.TRACES, traces("checkout", [{"end_ns": T0_NS + 30 * MINUTE_NS}]))
+    engine.add(tagged(config, slos, offsets, "otlp_spans[0]", message), wall_ms=0, channel=channel)
+    engine.add_progress([SourceProgress("otlp_spans[0]", None, True)], wall_ms=0, channel=channel)
+    engine.set_sources({}, wall_ms=60_000, channels=[])
+    assert engine.advance() == []
+    assert not engine.sources_caught_up()
