@@ -215,15 +215,6 @@ def _compare(name: str, expected: Snapshots, got: Snapshots) -> None:
     assert not differing, f"{name}: {len(differing)} of {len(expected)} snapshots differ, e.g. {example}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15, a cause not found: in CI (whole suite, 2026-12-06) the paced worker's "
-    "frontend snapshots differed from replay's from the first minutes on (562 of 3,381; "
-    "log_trace_correlation 0.884 against 0.880; 0 late drops), seen once; not since in 4 runs under two "
-    "busy loops, nor with the paced worker stopped past its session timeout (1-3 rebalances, 527 partials "
-    "redelivered, exact); a duplicated input message changes 1,100-1,700 snapshots (290-470 for "
-    "frontend-only ones)",
-)
 def test_slis_and_enrichment_do_not_depend_on_arrival(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
     rooted = _rooted_traces(messages)

@@ -46,14 +46,6 @@ def _progress(expected: Snapshots, got: Snapshots) -> str:
     return f"{len(expected.keys() - got.keys())} missing; newest steps {newest}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15, a cause not found: passed 3 of 3 on its branch and in a whole-suite CI run with a "
-    "100 ms "
-    "fetch wait; in the final CI run (Faust's 1.5 s fetch wait, pipelined runs) 1,570 of 1,701 snapshots "
-    "differed, the workers counting more requests than replay (frontend 5m at 00:03: 90 against 85), as "
-    "the event-time test's paced worker once counted more logs: input counted twice somewhere",
-)
 def test_two_workers_finish_a_backlog_with_replays_snapshots(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
     merged = tmp_path / "merged.jsonl"

@@ -199,14 +199,6 @@ def _run(
     return run
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15, a regression not found yet: since the pipelined deliveries (issue 11) a restart can "
-    "leave "
-    "snapshots near it with one sketch collapse level of difference in a latency quantile, every count "
-    "equal: SIGTERM case 75 differing (p50) in 3 of 3 runs with a 100 ms fetch wait; with Faust's 1.5 s "
-    "wait it passed 2 runs, then SIGKILL case 41 differing (p99 194.44 against 206.464) in the last CI run",
-)
 def test_slis_continue_exactly_across_restarts_and_rebalances(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
     chunks = _chunks(messages)
