@@ -55,7 +55,7 @@ class TraceContextTable:
                  max_spans_per_trace: int) -> None:
         self._store = store
         self._ttl_ms = ttl_ms
-        self._max_traces = max_traces
+        self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
         self._index: OrderedDict[str, TraceContext] = OrderedDict()
         self.counters = TableCounters()
@@ -126,7 +126,7 @@ class TraceContextTable:
             del index[key]
             store.pop(key, None)
             self.counters.evicted_ttl += 1
-        while len(index) > self._max_traces:
+        while len(index) > self.max_traces:
             key, _ = index.popitem(last=False)
             store.pop(key, None)
             self.counters.evicted_size += 1
