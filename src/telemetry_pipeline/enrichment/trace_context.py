@@ -146,7 +146,7 @@ def _unpacked(spans: dict | list | None) -> dict[str, Sequence]:
     """The span summaries of a stored value as {span_id_hex: summary} (see the module doc)."""
     if isinstance(spans, dict):
         return spans
-    if not spans or not spans[0]:
+    if not spans or not spans[1]:  # by the summaries: a single span id may be empty (malformed input)
         return {}
     ids, summaries = spans
     return dict(zip(ids.split(","), summaries, strict=True))

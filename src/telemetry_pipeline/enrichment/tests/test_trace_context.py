@@ -97,6 +97,15 @@ def test_span_summaries_in_the_older_dict_layout_read_the_same_and_are_packed_on
     assert table.span_summaries(key) == {**older["spans"], "00000000000000b2": ["cart", "db", 0]}
 
 
+def test_a_single_span_with_an_empty_id_keeps_its_summary() -> None:
+    store = ChangelogTable()
+    table = _table(store)
+    value = table.load("e" * 32)
+    value["spans"][""] = ("cart", "GET /cart", 0)
+    table.save("e" * 32, value, now_ms=10)
+    assert table.span_summaries("e" * 32) == {"": ("cart", "GET /cart", 0)}
+
+
 def test_a_trace_without_span_summaries_has_none() -> None:
     store = ChangelogTable()
     table = _table(store)
