@@ -18,15 +18,18 @@ import argparse
 import dataclasses
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import psutil
 from _workload import Workload, add_workload_flags, build_workload, host_info, rate, run_stamp, write_json
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from throughput import (
     CleanReader,
@@ -45,6 +48,18 @@ from telemetry_pipeline.generate import OutputTopics, produce_context
 from telemetry_pipeline.otlp import Signal
 
 MB = 1_000_000
+# The worker's enrichment counters read at the end of each run: a bound that keeps memory flat by
+# forgetting traces their logs still needed would show here as logs without their trace's context.
+ENRICHMENT_FIGURES = (
+    "logs_with_trace_id",
+    "logs_with_trace_context",
+    "logs_with_span",
+    "spans_with_trace_context",
+    "released_without_context",
+    "traces",
+    "traces_evicted_size",
+    "traces_evicted_ttl",
+)
 RSS_INTERVAL_S = 0.1
 CEILING_MB = 250  # the speed issue's target for one worker on the pre-loaded run
 
@@ -90,7 +105,8 @@ def measure(
             preload(bootstrap, run, workload, "none")
         reader = CleanReader(bootstrap, run, workload)
         reader.start()
-        workers.start(1, run, bootstrap, work_dir, "warning")
+        metrics_port = _free_port()
+        workers.start(1, run, bootstrap, work_dir, "warning", {"TP_WORKER__METRICS_PORT": str(metrics_port)})
         started = time.time()
         rss = PeakRss(workers.processes[0].pid)
         with console.status(f"backlog of {spans:,} spans: waiting for the worker"):
@@ -104,6 +120,7 @@ def measure(
                 time.sleep(0.2)
         cpu_s = workers.sample()[0].cpu_s
         peak = rss.stop()
+        enrichment = _enrichment_figures(metrics_port)
         last_out = max(arrived for arrived, *_ in reader.arrivals) / 1e9
         return {
             "spans": workload.items()[Signal.TRACES],
@@ -114,6 +131,7 @@ def measure(
             "spans_per_s": round(rate(workload.items()[Signal.TRACES], last_out - started), 1),
             "worker_cpu_s": round(cpu_s, 2),
             "duplicates": reader.duplicates,
+            "enrichment": enrichment,
         }
     finally:
         workers.stop()
@@ -121,6 +139,34 @@ def measure(
             reader.stop()
         _delete_run_topics(bootstrap, run, [run.app_id, run.prefix + "bench-reader"])
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _enrichment_figures(port: int) -> dict[str, float]:
+    """The worker's `tp_enrichment` gauges (and the trace table's fill) once they count every output:
+    the tick sets them every `worker.tick_interval_s`, so read until two reads a tick apart agree."""
+    previous: dict[str, float] = {}
+    for _ in range(40):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        figures: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                name = sample.labels.get("name")
+                if sample.name == "tp_enrichment" and name in ENRICHMENT_FIGURES:
+                    figures[name] = sample.value
+                elif sample.name == "tp_enrichment_trace_table_fill":
+                    figures["trace_table_fill"] = round(sample.value, 3)
+        if figures and figures == previous:
+            return figures
+        previous = figures
+        time.sleep(0.5)
+    return previous
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,8 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         for spans in backlogs:
             prefix = dataclasses.replace(workload, messages=_prefix(workload, spans))
             result = measure(args, console, bootstrap, spans, prefix)
+            enriched = result["enrichment"]
             console.print(f"backlog {result['spans']:,} spans: peak RSS {result['peak_rss_mb']:.0f} MB, "
-                          f"{result['spans_per_s']:,.0f} spans/s")
+                          f"{result['spans_per_s']:,.0f} spans/s; logs with their trace's context "
+                          f"{enriched.get('logs_with_trace_context', 0):,.0f} of "
+                          f"{enriched.get('logs_with_trace_id', 0):,.0f}")
             runs.append(result)
     peaks = [run["peak_rss_mb"] for run in runs]
     summary = {

@@ -32,6 +32,13 @@ class WorkerMetrics:
         self.enrichment = Gauge(
             "tp_enrichment", "Enrichment counters and table sizes", ["name"], registry=registry
         )
+        # How full the bound that keeps the table's memory flat is: at 1 traces are evicted by size, least
+        # recently seen first, rather than by the TTL (benchmarks/README.md, "Memory flat ...").
+        self.trace_table_fill = Gauge(
+            "tp_enrichment_trace_table_fill",
+            "Traces in the trace-context table over enrichment.max_traces",
+            registry=registry,
+        )
         self.sli = Gauge("tp_sli_engine", "SLI engine counters", ["name"], registry=registry)
         # Source: an input partition ("otlp_spans[3]"), a name from the config, never from a record.
         self.late_dropped = Gauge(
@@ -59,6 +66,8 @@ class WorkerMetrics:
             self.redactions.labels(service, detector).set(count)
         for name, value in core.enricher.stats().as_dict().items():
             self.enrichment.labels(name).set(value)
+        traces = core.enricher.traces
+        self.trace_table_fill.set(len(traces) / traces.max_traces)
         if shell.analysis_ready():
             analysis = shell.analysis()
             for name, value in analysis.stats().items():

@@ -274,8 +274,11 @@ def create_app(config: PipelineConfig) -> faust.App:
             await shell.advance_sli(delivery, now, idle=idle)
         metrics.observe(shell)
 
+    # Started with the app, before its consumer joins the group, not as an `app.service` (which Faust
+    # starts only once the tables are recovered, after the join): the first records waited ~1.5 s for
+    # the context topics to be read (the p99 of a paced run; benchmarks/README.md, "Latency").
     for follower in shell.followers:
-        app.service(follower)  # type: ignore[arg-type]
+        app.add_dependency(follower)
     return app
 
 

@@ -6,7 +6,13 @@ Layout of one value in the store (JSON, so a Faust table with a changelog can ho
     {"t": last_seen_ms,
      "root_service": ..., "root_route": ...,      # present once the root span has been seen
      "user": "hmac:...", "tenant": ...,           # pseudonym only: the changelog is a Kafka topic
-     "spans": {span_id_hex: [service, name, status_code]}}   # for log correlation, bounded
+     "spans": ["<span_id_hex>,<span_id_hex>,...", [[service, name, status_code], ...]]}
+
+The span summaries (for log correlation, bounded) are the span ids joined in one string and their
+summaries in the same order: two objects per trace rather than a dict and a string per span, ~0.5 KB
+less of a trace's ~1.7 KB (benchmarks/README.md, "Memory flat across backlog sizes"). `load` hands
+them out as a dict {span_id_hex: summary} and `save` packs them again; a dict in the store (written
+by an older version, or a value loaded and not saved) reads the same.
 
 The store is the shell's (a dict in replay and tests, a Faust Table in the worker) and is written
 only by assignment, once per trace per learned message. Next to it sits an in-memory index of the
@@ -21,7 +27,7 @@ leave memory.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 
@@ -55,7 +61,7 @@ class TraceContextTable:
                  max_spans_per_trace: int) -> None:
         self._store = store
         self._ttl_ms = ttl_ms
-        self._max_traces = max_traces
+        self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
         self._index: OrderedDict[str, TraceContext] = OrderedDict()
         self.counters = TableCounters()
@@ -93,20 +99,24 @@ class TraceContextTable:
                 context = self._index[key] = TraceContext.of(value)
         return context
 
-    def span_summaries(self, key: str) -> dict[str, list]:
+    def span_summaries(self, key: str) -> dict[str, Sequence]:
         value = self._store.get(key)
-        return value.get("spans", {}) if value else {}
+        return _unpacked(value.get("spans")) if value else {}
 
     def load(self, key: str) -> dict:
-        """The stored value to update (a fresh one for a new trace); hand it back with `save`."""
+        """The stored value to update, its span summaries as a dict (a fresh value for a new trace);
+        hand it back with `save`."""
         value = self._store.get(key)
         if not value:
             return {"spans": {}}
-        value.setdefault("spans", {})
+        value["spans"] = _unpacked(value.get("spans"))
         return value
 
     def save(self, key: str, value: dict, now_ms: int) -> None:
         value["t"] = now_ms
+        spans = value.get("spans")
+        if isinstance(spans, dict):
+            value["spans"] = [",".join(spans), list(spans.values())]
         self._store[key] = value
         self._index[key] = TraceContext.of(value)
         self._index.move_to_end(key)
@@ -126,7 +136,17 @@ class TraceContextTable:
             del index[key]
             store.pop(key, None)
             self.counters.evicted_ttl += 1
-        while len(index) > self._max_traces:
+        while len(index) > self.max_traces:
             key, _ = index.popitem(last=False)
             store.pop(key, None)
             self.counters.evicted_size += 1
+
+
+def _unpacked(spans: dict | list | None) -> dict[str, Sequence]:
+    """The span summaries of a stored value as {span_id_hex: summary} (see the module doc)."""
+    if isinstance(spans, dict):
+        return spans
+    if not spans or not spans[1]:  # by the summaries: a single span id may be empty (malformed input)
+        return {}
+    ids, summaries = spans
+    return dict(zip(ids.split(","), summaries, strict=True))

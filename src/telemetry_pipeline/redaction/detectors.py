@@ -447,9 +447,10 @@ def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Findin
 
 
 @functools.cache
-def _rule_database() -> hyperscan.Database:
+def rule_database() -> hyperscan.Database:
     """Every service-token rule's own regex in Hyperscan's prefilter mode (a superset of its
-    matches), the rule's index as its id: one pass over the text says which rules to run."""
+    matches), the rule's index as its id: one pass over the text says which rules to run. Compiled
+    once per process (~0.4 s of CPU), when a `Redactor` is built rather than on the first scan."""
     patterns = loose_patterns()
     flags = [hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
              | (hyperscan.HS_FLAG_CASELESS if caseless else 0) for _, caseless in patterns]
@@ -468,7 +469,7 @@ def _find_service_tokens(text: str) -> list[Finding]:
     def collect(rule: int, _start: int, _end: int, _flags: int, _context: None) -> None:
         wanted.add(rule)
 
-    _rule_database().scan(text.encode(), match_event_handler=collect)
+    rule_database().scan(text.encode(), match_event_handler=collect)
     findings: list[Finding] = []
     for index in sorted(wanted):
         rule = RULES[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import UserDict
 
 from telemetry_pipeline.app.worker import key_partition
@@ -60,3 +61,54 @@ def test_traces_of_partitions_gone_elsewhere_leave_memory_without_tombstones() -
     assert store.tombstones == []
     table.evict(now_ms=10_000)
     assert len(store) == 0 and sorted(store.tombstones) == sorted(owned)
+
+
+def test_span_summaries_are_stored_packed_and_read_back_after_a_changelog_round_trip() -> None:
+    store = ChangelogTable()
+    table = _table(store)
+    key = "b" * 32
+    value = table.load(key)
+    # A malformed span id (not 8 bytes) from hostile input must not shift the others.
+    summaries = {"00000000000000a1": ("cart", "GET /cart", 0), "a2": ("cart", "db", 2)}
+    value["spans"].update(summaries)
+    table.save(key, value, now_ms=10)
+
+    stored = store.data[key]["spans"]
+    assert not isinstance(stored, dict), "one string and one list per trace, not a dict of strings"
+    assert table.span_summaries(key) == summaries
+    # Recovery gives back what the changelog's JSON holds: lists where there were tuples.
+    store.data[key] = json.loads(json.dumps(store.data[key]))
+    table.rebuild_index()
+    assert table.span_summaries(key) == {span: list(summary) for span, summary in summaries.items()}
+    assert table.load(key)["spans"] == table.span_summaries(key)
+
+
+def test_span_summaries_in_the_older_dict_layout_read_the_same_and_are_packed_on_the_next_save() -> None:
+    store = ChangelogTable()
+    key = "c" * 32
+    older = {"spans": {"00000000000000b1": ["cart", "GET /cart", 1]}}
+    store.data[key] = {"t": 5, **older}
+    table = _table(store)
+    assert table.span_summaries(key) == older["spans"]
+    value = table.load(key)
+    value["spans"]["00000000000000b2"] = ["cart", "db", 0]
+    table.save(key, value, now_ms=10)
+    assert not isinstance(store.data[key]["spans"], dict)
+    assert table.span_summaries(key) == {**older["spans"], "00000000000000b2": ["cart", "db", 0]}
+
+
+def test_a_single_span_with_an_empty_id_keeps_its_summary() -> None:
+    store = ChangelogTable()
+    table = _table(store)
+    value = table.load("e" * 32)
+    value["spans"][""] = ("cart", "GET /cart", 0)
+    table.save("e" * 32, value, now_ms=10)
+    assert table.span_summaries("e" * 32) == {"": ("cart", "GET /cart", 0)}
+
+
+def test_a_trace_without_span_summaries_has_none() -> None:
+    store = ChangelogTable()
+    table = _table(store)
+    table.save("d" * 32, table.load("d" * 32), now_ms=10)
+    assert table.span_summaries("d" * 32) == {}
+    assert table.load("d" * 32)["spans"] == {}
