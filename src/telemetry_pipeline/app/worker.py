@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 # A partition's end offset from the fetcher's last response is used when no older than this; else it is
 # asked from the broker (a round trip, seconds under load).
 _FETCH_FRESH_MS = 5_000
+_FETCH_STAMP_MARGIN_MS = 3_000
 
 
 class _Utf8Codec(codecs.Codec):
@@ -626,9 +627,9 @@ class _Sources:
     `sli-partials` partition is processed to an end offset read after that. Processed means by the
     agents (not merely fetched), counting from the committed offset at start.
 
-    Input end offsets come from the fetcher's last response for the partition (aiokafka's `highwater`,
-    free) when it is at most `_FETCH_FRESH_MS` old; only the others cost a broker round trip
-    (ListOffsets). The `sli-partials` ends, whose time decides what they cover, are always asked.
+    End offsets come from the fetcher's last response for the partition (aiokafka's `highwater`, free)
+    when it is at most `_FETCH_FRESH_MS` old; only the others cost a broker round trip (ListOffsets,
+    which took 2.7 s a tick when asked every tick in a backlog).
     Each look keeps the processed offsets it saw with its time: the partials of input processed at T
     were delivered before T, so an `sli-partials` end read at F covers the input as processed at the
     newest look at or before F."""
@@ -679,12 +680,7 @@ class _Sources:
         processed = {tp: self._processed(tp) for tp in inputs}  # before any end offset is read
         self._looks.append((now, processed))
         try:
-            ends = await self._end_offsets(inputs, now)
-            # Asked of the broker, never the fetcher's: its timestamp is when the consumer thread handled
-            # the response, which under load is seconds after the broker measured the end, so partials
-            # delivered in between counted as read and the watermark passed them (7 buckets dropped as
-            # late in a backlog run on two busy cores).
-            ends.update(await self._listed_ends(partials))
+            ends = await self._end_offsets([*inputs, *partials], now)
         except Exception as exc:  # the broker is away: keep the last answer
             log.warning("end offsets not read (%s); input progress unchanged", type(exc).__name__)
             return self._last, self._last_sli
@@ -703,7 +699,10 @@ class _Sources:
         for tp in tps:
             end, fetched_ms = self._fetched_end(tp)
             if end is not None and fetched_ms is not None and now_ms - fetched_ms <= _FETCH_FRESH_MS:
-                ends[tp] = (end, fetched_ms)
+                # Stamped when the consumer thread handled the response, after the broker measured the
+                # end (up to the fetch wait before, more under load): only what was written that much
+                # earlier is known to be covered.
+                ends[tp] = (end, fetched_ms - _FETCH_STAMP_MARGIN_MS)
         ends.update(await self._listed_ends([tp for tp in tps if tp not in ends]))
         return ends
 
