@@ -311,16 +311,20 @@ class SliEngine:
     def persist(self) -> None:
         """Write every service changed since the last call to the store. Input whose partials were
         added before this call may be acknowledged after it."""
+        unowned = set()
         for service in sorted(self._dirty):
             if self._owned is not None and not self._owned(service):
-                continue  # its partition moved: the changelog is its new owner's to write
+                # Its partition moved (the changelog is its new owner's to write), or is between two
+                # assignments: kept dirty, written if it comes back before `adopt` forgets it.
+                unowned.add(service)
+                continue
             state = self._states.get(service)
             if state is None:
                 self._state_store.forget(service)
                 continue
             state.watermark_ms = self._watermark_ms
             self._state_store.save(state)
-        self._dirty.clear()
+        self._dirty = unowned
 
     def advance(self, idle_now_ms: int | None = None) -> list[SliSnapshot]:
         """Move the watermark and evaluate every step it passed, for every service, in step order.

@@ -429,6 +429,28 @@ def test_partials_of_a_service_a_rebalance_took_are_left_to_its_new_owner() -> N
     assert engine.stats()["duplicates_skipped"] == 0
 
 
+def test_a_service_between_two_assignments_is_written_once_it_is_owned_again() -> None:
+    """A persist while the assignment is empty for a moment must not lose what was merged: the service
+    stays dirty and is written by the next persist that finds it owned."""
+    steps = batches(seed=13, late=False)
+    owned = {"checkout", "cart", "search", "joiner"}
+    store = ChangelogStore()
+    engine = SliEngine(SliConfig(), resolver(), store)
+    engine.adopt(lambda service: service in owned)
+    for partials, _idle in steps[:20]:
+        engine.add(partials)
+        engine.advance()
+    engine.persist()
+    written = orjson.dumps(store["cart"])
+    owned.discard("cart")
+    engine.add(steps[20][0])
+    engine.persist()
+    assert orjson.dumps(store["cart"]) == written
+    owned.add("cart")
+    engine.persist()
+    assert store["cart"]["sources"] != orjson.loads(written)["sources"]
+
+
 def test_offsets_handed_over_out_of_order_and_again_each_count_once() -> None:
     """Around a rebalance Faust can hand an agent the records after a gap before the gap's own, then all
     of them again after a seek back (seen on the broker: 122-129, 114-121, 122-129). Fed so, two steps
