@@ -27,8 +27,10 @@ DETECTION_KEY = "detection"
 class AnalysisStep:
     snapshots: list[SliSnapshot]
     persisted: bool  # the state now holds every partial added before the call that returned this
-    # Incident events of these steps, in order; like the snapshots, sent after the state is persisted.
+    # Incident events of these steps, in order.
     incidents: list[IncidentEvent] = field(default_factory=list)
+    # With `advance(..., write=False)`: the state is due to be written (`persist`) once these are sent.
+    persist_due: bool = False
 
 
 class _WithDetection(MutableMapping[str, dict]):
@@ -121,10 +123,13 @@ class Analysis:
         self._unpersisted = self._unpersisted or bool(noted)
         return applied
 
-    def advance(self, now_ms: int | None = None, *, idle: bool = False) -> AnalysisStep:
+    def advance(self, now_ms: int | None = None, *, idle: bool = False, write: bool = True) -> AnalysisStep:
         """Evaluate the steps the watermark passed. `now_ms`: the shell's wall clock (none in replay);
-        `idle`: all input is caught up and quiet, so wall time may move the watermark."""
-        return self._step(self.engine.advance(idle_now_ms=now_ms if idle else None), now_ms)
+        `idle`: all input is caught up and quiet, so wall time may move the watermark. `write=False`:
+        the state is not written here but flagged `persist_due`, for a shell that sends the snapshots
+        first and then calls `persist` (a state written before its snapshots are delivered, then a
+        crash, loses them: the restart resumes after steps never sent)."""
+        return self._step(self.engine.advance(idle_now_ms=now_ms if idle else None), now_ms, write)
 
     def flush(self) -> AnalysisStep:
         """End of input (replay): every step up to the newest event."""
@@ -136,7 +141,7 @@ class Analysis:
     def stats(self) -> dict[str, int]:
         return self.engine.stats()
 
-    def _step(self, snapshots: list[SliSnapshot], now_ms: int | None) -> AnalysisStep:
+    def _step(self, snapshots: list[SliSnapshot], now_ms: int | None, write: bool = True) -> AnalysisStep:
         # Persist after every step that emitted snapshots (a restart must not emit them again with
         # other numbers), and otherwise when the last write is `persist_interval_ms` old, so input is
         # acknowledged steadily even between steps. The first interval starts with the first call.
@@ -155,11 +160,18 @@ class Analysis:
             for event in self.detection.observe(list(step))
         ]
         if snapshots or due:
-            self._persist()
-            self._last_persist_ms = now_ms if now_ms is not None else self._last_persist_ms
-            self._unpersisted = False
+            if not write:
+                return AnalysisStep(snapshots, persisted=False, incidents=incidents, persist_due=True)
+            self.persist(now_ms)
             return AnalysisStep(snapshots, persisted=True, incidents=incidents)
         return AnalysisStep(snapshots, persisted=not self._unpersisted, incidents=incidents)
+
+    def persist(self, now_ms: int | None = None) -> None:
+        """Write the state: after every step that emitted snapshots (a restart must not emit them again
+        with other numbers), or when due (`persist_due`)."""
+        self._persist()
+        self._last_persist_ms = now_ms if now_ms is not None else self._last_persist_ms
+        self._unpersisted = False
 
     def _persist(self) -> None:
         """The engine writes the services it changed, each value with its detection state; services

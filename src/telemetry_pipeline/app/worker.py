@@ -427,6 +427,7 @@ class _Shell:
         self.progress = ProgressReporter(config.topics.sli_partials, config.worker.table_partitions)
         self.idle_after_ms = duration_ms(config.sli.idle_after)
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
+        self._advancing = asyncio.Lock()
         self.tick_delivery = self.delivery()
         self.commit_guard = CommitGuard()
         self.joined = asyncio.Event()  # set when the consumer group first assigns partitions
@@ -534,14 +535,24 @@ class _Shell:
     async def advance_sli(self, delivery: Delivery, now_ms: int, *, idle: bool = False) -> None:
         """Evaluate the steps the watermark passed and send their snapshots; once the analysis has
         persisted its state (its policy), acknowledge the partials it holds."""
-        step = self.analysis().advance(now_ms, idle=idle)
-        unacked: list[tuple[StreamT, EventT]] = []
-        if step.persisted:
-            unacked, self.sli_unacked = self.sli_unacked, []
-        # Snapshots and incident events go out after the state that produced them is written: a
-        # restart re-evaluates nothing it has already sent (a crash in between sends those steps
-        # again, identical, with the same event ids).
-        await delivery.send(self.snapshot_records(step.snapshots) + self.incident_records(step.incidents))
+        # One at a time (the SLI agent and the tick both advance): another advance writing the state
+        # while these snapshots are in flight would undo the order below.
+        async with self._advancing:
+            analysis = self.analysis()
+            step = analysis.advance(now_ms, idle=idle, write=False)
+            # Snapshots and incident events are delivered before the state that produced them is written:
+            # a crash in between re-evaluates those steps and sends them again, identical, with the same
+            # event ids. Written first, its changelog record can be out before a SIGKILL that stops the
+            # send halfway, and the restart resumes after steps never sent (seen: 53 steps of every
+            # service lost in a backlog).
+            await delivery.send(self.snapshot_records(step.snapshots) + self.incident_records(step.incidents))
+            persisted = step.persisted
+            if step.persist_due:
+                analysis.persist(now_ms)
+                persisted = True
+            unacked: list[tuple[StreamT, EventT]] = []
+            if persisted:
+                unacked, self.sli_unacked = self.sli_unacked, []
         for stream, event in unacked:
             await self.commit_guard.release(stream, event)
 
