@@ -40,6 +40,10 @@ class WorkerMetrics:
             registry=registry,
         )
         self.sli = Gauge("tp_sli_engine", "SLI engine counters", ["name"], registry=registry)
+        # How often Faust handed over records past a gap that had to be read again (app/ordering.py).
+        self.gaps_sought = Gauge(
+            "tp_input_gaps_sought", "Seeks back to records Faust skipped, since start", registry=registry
+        )
         # Source: an input partition ("otlp_spans[3]"), a name from the config, never from a record.
         self.late_dropped = Gauge(
             "tp_sli_late_dropped",
@@ -68,6 +72,7 @@ class WorkerMetrics:
             self.enrichment.labels(name).set(value)
         traces = core.enricher.traces
         self.trace_table_fill.set(len(traces) / traces.max_traces)
+        self.gaps_sought.set(shell.order.gaps_sought)
         if shell.analysis_ready():
             analysis = shell.analysis()
             for name, value in analysis.stats().items():

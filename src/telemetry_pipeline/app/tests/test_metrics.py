@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from telemetry_pipeline.app.metrics import WorkerMetrics
+from telemetry_pipeline.app.ordering import InputOrder
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core
 from telemetry_pipeline.enrichment import UserDirectory
@@ -11,6 +12,7 @@ from telemetry_pipeline.enrichment import UserDirectory
 class _Shell:
     def __init__(self, core: Core) -> None:
         self._core = core
+        self.order = InputOrder({"otlp_spans"})
 
     def core_ready(self) -> bool:
         return True
