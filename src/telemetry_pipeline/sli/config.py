@@ -118,8 +118,11 @@ class SliConfig(_Model):
     # reading every attribute list would cost more than all else here.
     attribute_key_sampling: int = Field(16, gt=0, le=256)  # a span id byte decides
     max_services: int = Field(2_000, gt=0)  # per SLI engine (one worker); more are counted and dropped
-    # Cumulative histogram series kept per service: their points live in its sli-state value (1 MB limit).
+    # Cumulative histogram series kept per service, and their points not yet evaluated in all: they live
+    # in its sli-state value (1 MB record limit, ~100 bytes a point). Points beyond the budget go oldest
+    # first, from the longest series; a point older than its series keeps is then late.
     metric_series_cache_size: int = Field(200, gt=0)
+    metric_points_per_service: int = Field(4_096, gt=0, le=8_192)
 
     @model_validator(mode="after")
     def _consistent(self) -> SliConfig:

@@ -14,9 +14,10 @@ the `sli-state` changelog): [time_ns, start_ns, total, counts, zeros, layout, to
 A series, as the engine keeps it: {"cut": time_ns, "head": [layout, to_ms, error], "points": [[time_ns,
 start_ns, total, counts, zeros], ...]} sorted by time (what all its points share is kept once: a point
 with another layout, newer than those kept, starts the series again as a baseline; older, it is
-late). Only recent points are kept (`MAX_POINTS`, and none of evaluated minutes but the newest, the next one's
-predecessor): `cut` is the time of the oldest point kept after older ones went, and a point older than
-it cannot be inserted exactly (its predecessor is gone), so the engine counts it as late instead.
+late). Only points not yet evaluated are kept, and the newest evaluated one (the next one's predecessor),
+within a budget per service (`bound`): `cut` is the time of the oldest point kept after older ones went,
+and a point older than it cannot be inserted exactly (its predecessor is gone), so the engine counts it as
+late instead.
 """
 
 from __future__ import annotations
@@ -28,10 +29,6 @@ import math
 
 TIME, START_NS, TOTAL, COUNTS, ZEROS, LAYOUT, TO_MS, ERROR = range(8)
 POINT_FIELDS = 8
-# Points kept per series beyond the evaluated minutes: how far out of order (in points, about one a
-# minute) a series' points can come and still be placed exactly. Bounds the service's state value in
-# the changelog (~100 bytes a point: 32 points of 120 series are ~400 KB).
-MAX_POINTS = 32
 
 Delta = tuple[int, list[int], int]  # requests, per-bucket counts, zero count
 
@@ -96,10 +93,29 @@ def insert(series: dict, point: list) -> list[tuple[list, int, Delta]] | None:
         if replacing is not None:
             changes.append((following + head, 1, replacing))
     points.insert(position, point)
-    if len(points) > MAX_POINTS:
-        del points[: len(points) - MAX_POINTS]
-        series["cut"] = points[0][TIME]
     return changes
+
+
+def bound(series: dict[str, dict], max_points: int) -> None:
+    """Keep a service's series within `max_points` points in all. The longest lose their oldest points
+    (each keeps at least its newest): a budget per service, not per series, so the points of a series read
+    far ahead of the watermark (one partition of a backlog an hour ahead of another) all stay placeable
+    while its service has few series."""
+    lengths = sorted(len(entry["points"]) for entry in series.values())
+    if sum(lengths) <= max_points:
+        return
+    remaining, cap = max_points, 1
+    for index, length in enumerate(lengths):
+        share = remaining // (len(lengths) - index)
+        if length > share:  # this series and every longer one get the same share
+            cap = max(share, 1)
+            break
+        remaining -= length
+    for entry in series.values():
+        points = entry["points"]
+        if len(points) > cap:
+            del points[: len(points) - cap]
+            entry["cut"] = points[0][TIME]
 
 
 def prune(series: dict[str, dict], before_ns: int, forget_before_ns: int, limit: int) -> None:

@@ -243,12 +243,7 @@ class SliEngine:
             self._dirty.add(service)
             applied.append(partial)
             for bucket in partial.buckets:
-                if bucket[START] + self._finest_ms <= state.evaluated_ms:
-                    self._start_earlier(state, bucket[START])
-                if bucket[START] + self._finest_ms <= state.evaluated_ms:
-                    state.late_dropped += 1
-                    self._stats.late_dropped += 1
-                    self._stats.late_dropped_by_source[partial.source] += 1
+                if self._late(state, bucket[START], partial.source):
                     continue
                 add_to_finest(state.tiers, bucket)
                 state.max_event_ms = max(state.max_event_ms, partial.max_time_ms)
@@ -282,11 +277,7 @@ class SliEngine:
         changed: dict[int, RequestCounts] = {}
         for key, point in partial.cumulative:
             series = state.series.setdefault(key, cumulative.new_series())
-            evaluated = self._bucket_of(point) + self._finest_ms <= state.evaluated_ms
-            if evaluated or not cumulative.accepts(series, point):
-                state.late_dropped += 1
-                self._stats.late_dropped += 1
-                self._stats.late_dropped_by_source[partial.source] += 1
+            if self._late(state, self._bucket_of(point), partial.source, cumulative.accepts(series, point)):
                 continue
             changes = cumulative.insert(series, point)
             if changes is None:
@@ -298,10 +289,23 @@ class SliEngine:
                 values = cumulative.representatives(layout, len(counts), to_ms)
                 requests = changed.setdefault(self._bucket_of(owner), RequestCounts())
                 add_histogram(requests, delta, values, threshold, self._mapping, bool(error), sign)
+        cumulative.bound(state.series, self._config.metric_points_per_service)
         for start_ms, requests in sorted(changed.items()):
             bucket = new_bucket(start_ms)
             bucket[METRIC_REQ] = requests.to_json()
             add_to_finest(state.tiers, bucket)
+
+    def _late(self, state: ServiceState, bucket_start_ms: int, source: str, placeable: bool = True) -> bool:
+        """Whether data of a bucket is late (its step evaluated, or not `placeable`), counted if so. A
+        service that has emitted nothing yet starts earlier instead, whichever source brought it first."""
+        if bucket_start_ms + self._finest_ms <= state.evaluated_ms:
+            self._start_earlier(state, bucket_start_ms)
+        if placeable and bucket_start_ms + self._finest_ms > state.evaluated_ms:
+            return False
+        state.late_dropped += 1
+        self._stats.late_dropped += 1
+        self._stats.late_dropped_by_source[source] += 1
+        return True
 
     def _bucket_of(self, point: list) -> int:
         """The start of the finest bucket holding a cumulative point."""

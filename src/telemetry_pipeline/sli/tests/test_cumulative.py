@@ -1,13 +1,15 @@
 """Cumulative histogram series: exact per-minute deltas in the engine, whatever order the points come in."""
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.sli import SliConfig, SliEngine, SloConfig, SloDefaults, SloResolver
-from telemetry_pipeline.sli.cumulative import MAX_POINTS, TIME, accepts, insert, new_series, prune
+from telemetry_pipeline.sli.cumulative import TIME, accepts, bound, insert, new_series, prune
 from telemetry_pipeline.sli.tests.builders import MINUTE_NS, MS, T0_NS, histogram
-from telemetry_pipeline.sli.tests.test_engine import partials_of
+from telemetry_pipeline.sli.tests.test_engine import partials_of, pick
 from telemetry_pipeline.sli.windows import ERRORS, GOOD, METRIC_REQ, REQUESTS, SKETCH, START, ZEROS
 
 T0_MS = T0_NS // MS
@@ -149,9 +151,10 @@ def test_prune_keeps_what_an_insertion_can_still_need() -> None:
     assert list(series) == ["a"]  # beyond the limit, the series heard of longest ago go
 
 
-def test_a_series_keeps_its_newest_points_and_one_older_than_those_is_late() -> None:
-    newest = MAX_POINTS + 5
-    config = SliConfig(allowed_lateness="50m")
+def test_a_service_keeps_its_newest_points_within_its_budget_and_one_older_than_those_is_late() -> None:
+    budget = 32
+    newest = budget + 5
+    config = SliConfig(allowed_lateness="50m", metric_points_per_service=budget)
     store: dict[str, dict] = {}
     engine = SliEngine(config, SLOS, store)
     for minute in range(newest, 2, -1):  # newest first, 10 requests a minute
@@ -159,14 +162,40 @@ def test_a_series_keeps_its_newest_points_and_one_older_than_those_is_late() -> 
     engine.persist()
     buckets = [b for b in store["checkout"]["tiers"][0] if b[METRIC_REQ] and b[METRIC_REQ][REQUESTS]]
     counted = {(b[START] - T0_MS) // 60_000: b[METRIC_REQ][REQUESTS] for b in buckets}
-    # Minute 5's point came when the series was full: it placed minute 6's delta and went, so minutes 4
+    # Minute 5's point came when the budget was spent: it placed minute 6's delta and went, so minutes 4
     # and 3 came after the cut: late, their intervals still in minute 6, nothing counted twice.
     assert counted == {minute: 10 for minute in range(6, newest + 1)}
     assert engine.stats()["late_dropped"] == 2
     [series] = store["checkout"]["series"].values()
-    assert len(series["points"]) == MAX_POINTS
+    assert len(series["points"]) == budget
 
 
+def test_a_series_read_an_hour_ahead_keeps_every_point_under_the_default_budget() -> None:
+    config = SliConfig(allowed_lateness="50m")
+    engine = SliEngine(config, SLOS, {})
+    engine.set_sources({"metrics/0": False, "metrics/1": False})
+    # One partition's points two hours ahead of the other's, as a backlog can read them.
+    for source, minutes in (("metrics/0", range(2, 242, 2)), ("metrics/1", range(1, 241, 2))):
+        for minute in minutes:
+            partials = partials_of(config, SLOS, message(("i-1", minute, [10 * minute, 0, 0], -1)))
+            engine.add([dataclasses.replace(partial, source=source) for partial in partials])
+    assert engine.stats()["late_dropped"] == 0
+    snapshots = engine.flush()
+    assert pick(snapshots, "1h", T0_MS + 241 * 60_000).requests == 600  # minutes 181-240
+
+
+def test_the_budget_takes_points_from_the_longest_series_first() -> None:
+    def series_of(length: int) -> dict:
+        points = [[T0_NS + m * MINUTE_NS, 0, m, [m], 0] for m in range(length)]
+        return {"cut": 0, "head": None, "points": points}
+
+    series = {"short": series_of(3), "long": series_of(40), "longer": series_of(50)}
+    bound(series, 43)  # 3 stay with the short one, 20 each for the others
+    assert {key: len(s["points"]) for key, s in series.items()} == {"short": 3, "long": 20, "longer": 20}
+    assert series["longer"]["cut"] == series["longer"]["points"][0][TIME] == T0_NS + 30 * MINUTE_NS
+    assert series["short"]["cut"] == 0  # untouched
+    bound(series, 2)  # fewer points than series: each keeps its newest
+    assert {key: len(s["points"]) for key, s in series.items()} == {"short": 1, "long": 1, "longer": 1}
 
 
 def test_a_new_layout_starts_the_series_again_and_older_points_of_the_old_one_are_late() -> None:
