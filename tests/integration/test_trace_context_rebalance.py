@@ -4,7 +4,7 @@ the first recovers when the second leaves, are evicted by their TTL like the fir
 
 On the way it checks that no input partition is stuck across the rebalances: the partition the first
 worker keeps when the second joins has no committed offset yet, and records fetched during that
-rebalance used to be skipped there until the next one (app/rewind.py); they were then processed at
+rebalance used to be skipped there until the next one (app/ordering.py); they were then processed at
 the takeover with a fresh time, within the TTL of the check (16 traces held against at most 10)."""
 
 from __future__ import annotations

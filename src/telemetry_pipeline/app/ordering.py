@@ -18,6 +18,13 @@ fetched again through. A record below it (read again after a seek) is admitted: 
 is at-least-once, and the SLI engine skips its partials. A gap that seeks do not fill (offsets that
 do not exist: transaction markers, a truncated log) is accepted after `GAP_ACCEPT_S`, logged, and
 committed past.
+
+A partition with no committed offset is sought to its start with the others. aiokafka's
+`seek_to_committed` skips partitions with no committed offset (or 0), so there the records Faust dropped
+would never be read: the partition looks stuck (seen: a worker joined while the second partition of a
+new deployment had no commit yet; its 16 records waited until the next rebalance). The start is what
+`auto_offset_reset=earliest` gives a new consumer; it can repeat records this worker processed but has
+not committed yet (at-least-once). Changelog partitions are left alone: Faust's recovery places them.
 """
 
 from __future__ import annotations
@@ -52,19 +59,23 @@ class InputOrder:
         self.gaps_sought = 0
 
     def install(self, consumer) -> None:
-        """Hook the Faust consumer: expect the committed offsets it seeks to, keep gaps of our topics
-        uncommitted, and seek back before each fetch. Call before the consumer starts."""
+        """Hook the Faust consumer: seek partitions with no committed offset to their start, expect the
+        offsets it seeks to, keep gaps of our topics uncommitted, and seek back before each fetch. Call
+        before the consumer starts."""
         seek_to_committed, add_gap, getmany = consumer.seek_to_committed, consumer._add_gap, consumer.getmany
         self._commit_gap = add_gap
 
         async def seek_to_committed_and_expect() -> Mapping[TP, int]:
             committed = await seek_to_committed()
             ours = {tp: offset for tp, offset in committed.items() if tp.topic in self._topics}
-            # None (or 0) is read from its start (app/rewind.py): expect the log's first offset there,
-            # else a record Faust drops at the start would go unnoticed (seen: a new deployment's first
-            # two sli-partials records never applied).
+            # None (or 0) is read from its start, expecting the log's first offset there, else a record
+            # Faust drops at the start would go unnoticed (seen: a new deployment's first two
+            # sli-partials records never applied).
             uncommitted = [tp for tp, offset in ours.items() if not offset]
-            starts = await consumer.earliest_offsets(*uncommitted) if uncommitted else {}
+            starts = {}
+            if uncommitted:
+                await consumer._thread.seek_to_beginning(*uncommitted)  # the aiokafka consumer's thread
+                starts = await consumer.earliest_offsets(*uncommitted)
             for tp, offset in ours.items():
                 self._reset(tp, offset or starts.get(tp))
             return committed

@@ -29,7 +29,6 @@ from telemetry_pipeline.app.delivery import Delivery, OutboundRecord, Sending
 from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.ordering import InputOrder
 from telemetry_pipeline.app.progress import ProgressReporter
-from telemetry_pipeline.app.rewind import rewind_uncommitted
 from telemetry_pipeline.app.startup import check_changelog_partitions
 from telemetry_pipeline.app.tables import await_changelog_metadata, drain_changelogs, keep_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
@@ -161,7 +160,6 @@ def create_app(config: PipelineConfig) -> faust.App:
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     topics = config.topics
     ordered = {topics.input(signal) for signal in Signal} | {topics.sli_partials}
-    rewind_uncommitted(app.consumer, ordered)
     order = InputOrder(ordered)
     order.install(app.consumer)
 
