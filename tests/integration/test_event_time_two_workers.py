@@ -46,12 +46,6 @@ def _progress(expected: Snapshots, got: Snapshots) -> str:
     return f"{len(expected.keys() - got.keys())} missing; newest steps {newest}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15 (open): passed 3 of 3 rounds under a busy loop and in the final CI run of 2026-12-06, "
-    "then failed once after it: 933 of 1,701 snapshots differ, checkout 5m at 00:17 counting 12 requests "
-    "against replay's 14 (two spans' partials not applied). Cause not found",
-)
 def test_two_workers_finish_a_backlog_with_replays_snapshots(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
     merged = tmp_path / "merged.jsonl"
@@ -77,5 +71,5 @@ def test_two_workers_finish_a_backlog_with_replays_snapshots(kafka_bootstrap: st
             assert first.poll() is None and second.poll() is None, "a worker stopped"
         print(f"two workers: {left} of {len(expected)} snapshots left when the second joined")
         late = run.late_dropped()
-        _compare("two workers, backlog", expected, run.snapshots())
+        _compare("two workers, backlog", expected, run.snapshots(), late)
         assert late == 0, f"two workers: {late} buckets dropped as late"
