@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 # asked from the broker (a round trip, seconds under load).
 _FETCH_FRESH_MS = 5_000
 _FETCH_STAMP_MARGIN_MS = 3_000
+# How often the logs agent, waiting for room in the hold, looks again: a full buffer found late holds
+# up every input's records behind it (`hold_has_room`).
+_HOLD_POLL_S = 0.02
 
 
 class _Utf8Codec(codecs.Codec):
@@ -316,7 +319,7 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
             events = await shell.order.admit(taken)
             for chunk in chunks_of_bytes(events, worker.batch_max_bytes):
                 if signal is Signal.LOGS:
-                    await shell.hold_has_room()
+                    await shell.hold_has_room(stream)
                 records = [_input_record(signal, stream, event) for event in chunk]
                 await shell.tables_writable()
                 try:
@@ -459,16 +462,24 @@ class _Shell:
             )
         self.context_waited = True
 
-    async def hold_has_room(self) -> None:
+    async def hold_has_room(self, stream: StreamT) -> None:
         """Wait while the logs read ahead of a spans backlog fill the enrichment hold past
         `worker.hold_wait_bytes`: held messages are kept decoded (several times their size) until
         the spans pass them, so reading further ahead would turn the backlog into memory. Only the
-        logs agent waits; the spans agent, which lets them go, never does."""
+        logs agent waits; the spans agent, which lets them go, never does.
+
+        The wait ends when the logs agent's own stream buffer is full. Faust's conductor hands the
+        records of a fetch to their streams one after another and waits at a full buffer, so the spans
+        records behind a logs record would wait for the logs agent, and the spans that release the
+        hold would never come (seen: a 500k-span backlog with 32-message buffers stopped with 58 of
+        1,230 messages out, the conductor waiting on the logs buffer; an event-time backlog stopped the
+        same way with the default 128). Faust stops fetching logs while that buffer is full, so what
+        the agent takes then is what was fetched already."""
         if not self.core_ready():
             return
-        core, limit = self.core(), self.config.worker.hold_wait_bytes
-        while core.held.held_bytes > limit and core.spans_backlog():
-            await asyncio.sleep(self.config.worker.tick_interval_s)
+        core, limit, buffer = self.core(), self.config.worker.hold_wait_bytes, stream.channel.queue
+        while core.held.held_bytes > limit and core.spans_backlog() and not buffer.full():
+            await asyncio.sleep(_HOLD_POLL_S)
 
     async def start_agent(self, stream: StreamT) -> None:
         """Before an agent takes input: its records are held until our code releases them

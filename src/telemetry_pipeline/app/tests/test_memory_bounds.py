@@ -112,18 +112,43 @@ def test_the_changelog_wait_returns_once_the_buffer_is_down_to_the_bound() -> No
 
 def _shell_with_hold(held_bytes: int, backlog: bool) -> SimpleNamespace:
     core = SimpleNamespace(held=SimpleNamespace(held_bytes=held_bytes), spans_backlog=lambda: backlog)
-    worker = SimpleNamespace(hold_wait_bytes=1000, tick_interval_s=0.01)
+    worker = SimpleNamespace(hold_wait_bytes=1000)
     return SimpleNamespace(core_ready=lambda: True, core=lambda: core, config=SimpleNamespace(worker=worker))
+
+
+def _logs_stream(buffered: int = 0) -> SimpleNamespace:
+    """The logs agent's stream, with its buffer (Faust's channel queue) holding `buffered` records."""
+    queue: asyncio.Queue[int] = asyncio.Queue(maxsize=4)
+    for record in range(buffered):
+        queue.put_nowait(record)
+    return SimpleNamespace(channel=SimpleNamespace(queue=queue))
 
 
 def test_the_logs_agent_waits_while_the_hold_is_over_its_bound_behind_a_spans_backlog() -> None:
     shell = _shell_with_hold(5000, backlog=True)
 
     async def scenario() -> bool:
-        waiting = asyncio.create_task(_Shell.hold_has_room(shell))
+        waiting = asyncio.create_task(_Shell.hold_has_room(shell, _logs_stream()))
         await asyncio.sleep(0.1)
         still_waiting = not waiting.done()
         shell.core().held.held_bytes = 900  # the spans agent released some
+        await asyncio.wait_for(waiting, timeout=10)
+        return still_waiting
+
+    assert asyncio.run(scenario())
+
+
+def test_the_logs_agent_stops_waiting_once_its_buffer_is_full() -> None:
+    # Faust's conductor waits at a full logs buffer with the spans records of the same fetch behind it:
+    # waiting on would wait for spans that cannot come.
+    shell = _shell_with_hold(5000, backlog=True)
+
+    async def scenario() -> bool:
+        stream = _logs_stream(buffered=3)
+        waiting = asyncio.create_task(_Shell.hold_has_room(shell, stream))
+        await asyncio.sleep(0.1)
+        still_waiting = not waiting.done()
+        stream.channel.queue.put_nowait(3)  # the conductor fills it
         await asyncio.wait_for(waiting, timeout=10)
         return still_waiting
 
@@ -134,4 +159,4 @@ def test_the_logs_agent_waits_while_the_hold_is_over_its_bound_behind_a_spans_ba
 def test_no_wait_without_a_spans_backlog_or_with_room(held_bytes: int, backlog: bool) -> None:
     # Without a spans backlog the wall-clock grace alone empties the hold: waiting would only slow.
     shell = _shell_with_hold(held_bytes, backlog)
-    asyncio.run(asyncio.wait_for(_Shell.hold_has_room(shell), timeout=1))
+    asyncio.run(asyncio.wait_for(_Shell.hold_has_room(shell, _logs_stream()), timeout=1))
