@@ -188,10 +188,7 @@ class SliEngine:
         for report in progress:
             self._reported.setdefault(report.source, {})[channel] = report.caught_up
             if report.max_time_ms is not None:
-                through = self._progress.setdefault(report.source, {}).setdefault(
-                    channel, [report.max_time_ms, None]
-                )
-                through[0], through[1] = max(through[0], report.max_time_ms), wall_ms
+                self._passed(report.source, channel, report.max_time_ms, wall_ms)
                 self._heard_of(report.source, report.max_time_ms, wall_ms)
         self._raise_watermark_to_sources(wall_ms)
 
@@ -223,10 +220,13 @@ class SliEngine:
         (replay) every source counts until the end. `channel`: the stream they came on (`set_sources`)."""
         applied: list[SliPartial] = []
         for partial in partials:
-            # Progress counts redelivered partials too: the channel has passed them.
-            channels = self._progress.setdefault(partial.source, {})
-            through = channels.setdefault(channel, [partial.max_time_ms, None])
-            through[0], through[1] = max(through[0], partial.max_time_ms), wall_ms
+            if channel is None:
+                # One stream without progress reports (replay): a call's partials are their sources'
+                # progress (redelivered ones too: the stream has passed them). On a channel only the
+                # reports are, which follow all of an ingest batch's partials: those come one record per
+                # service, and a record taken alone moved its source past the services still to come
+                # on the channel (seen: up to 2,363 buckets late in a backlog, as the takes fell).
+                self._passed(partial.source, channel, partial.max_time_ms, wall_ms)
             service = partial.service
             state = self._states.get(service)
             if state is None:
@@ -365,6 +365,11 @@ class SliEngine:
     def _raise_watermark(self, candidate: int) -> None:
         if self._watermark_ms is None or candidate > self._watermark_ms:
             self._watermark_ms = candidate
+
+    def _passed(self, source: str, channel: str | None, max_time_ms: int, wall_ms: int | None) -> None:
+        """`channel` has brought `source`'s data up to `max_time_ms`."""
+        through = self._progress.setdefault(source, {}).setdefault(channel, [max_time_ms, None])
+        through[0], through[1] = max(through[0], max_time_ms), wall_ms
 
     def _heard_of(self, source: str, max_time_ms: int, wall_ms: int | None) -> None:
         known = self._sources.get(source)

@@ -503,6 +503,9 @@ def test_a_source_counts_at_its_slowest_channel_and_caught_up_holds_until_quiet(
     def add(service: str, minute: int, channel: str, wall_ms: int = wall) -> None:
         message = (Signal.TRACES, traces(service, [{"end_ns": T0_NS + minute * MINUTE_NS}]))
         engine.add(tagged(config, slos, offsets, "otlp_spans[0]", message), wall_ms=wall_ms, channel=channel)
+        # The report that follows a batch's partials on the channel (app/progress.py).
+        report = SourceProgress("otlp_spans[0]", T0_MS + minute * MINUTE, False)
+        engine.add_progress([report], wall_ms=wall_ms, channel=channel)
 
     engine.set_sources({"otlp_spans[0]": False}, wall_ms=wall, channels=["p0", "p1"])
     add("checkout", 0, "p0")
@@ -527,6 +530,27 @@ def test_a_source_counts_at_its_slowest_channel_and_caught_up_holds_until_quiet(
     # ... nor the whole source once it has been quiet that long: then only the wall clock moves it.
     engine.set_sources({"otlp_spans[0]": True}, wall_ms=wall + 70_000, channels=["p0", "p1"])
     assert engine.advance() == []
+
+
+def test_a_batch_whose_partials_are_taken_in_two_parts_is_not_late() -> None:
+    """An ingest batch's partials come one sli-partials record per service, then the progress report;
+    the SLI agent can take the records in two batches. The first part alone must not move the source
+    past the second (seen: up to 2,363 buckets late in a backlog, as the takes fell)."""
+    config, slos = SliConfig(), resolver()
+    engine = SliEngine(config, slos, {})
+    offsets: Counter[str] = Counter()
+    engine.set_sources({"otlp_spans[0]": False}, wall_ms=0, channels=["p0"])
+    batch = [
+        tagged(config, slos, offsets, "otlp_spans[0]", (Signal.TRACES, traces(service, [{"end_ns": end}])))
+        for service, end in (("checkout", T0_NS + 20 * MINUTE_NS), ("payment", T0_NS))
+    ]
+    engine.add(batch[0], wall_ms=0, channel="p0")  # checkout's record, minute 20
+    assert engine.advance() == []
+    engine.add(batch[1], wall_ms=0, channel="p0")  # payment's record of the same batch, minute 0
+    report = SourceProgress("otlp_spans[0]", T0_MS + 20 * MINUTE, False)
+    engine.add_progress([report], wall_ms=0, channel="p0")
+    assert max(s.window_end for s in engine.advance()) == _iso(T0_MS + 18 * MINUTE)
+    assert engine.stats()["late_dropped"] == 0
 
 
 def test_snapshot_json_is_deterministic_and_matches_the_contract_fields() -> None:
