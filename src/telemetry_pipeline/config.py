@@ -166,6 +166,11 @@ class WorkerConfig(_Section):
     # hold (logs waiting for their trace's root span, kept decoded) has more input bytes than this;
     # enrichment.max_held_bytes still releases the oldest early beyond its own bound.
     hold_wait_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    # A metrics partition read this far (event time) ahead of the slowest one with a backlog is paused
+    # until the others close up: a cumulative series' points come through every partition, and the
+    # SLI engine keeps only sli.metric_points_per_service of them to place the late-comers
+    # (app/alignment.py).
+    metrics_partition_lead_s: float = Field(1800.0, gt=0)
     # How often held messages are re-checked and idle input lets the SLI watermark advance.
     tick_interval_s: float = Field(0.25, gt=0)
     # A worker that stops heartbeating (killed, hung) loses its partitions to the others after this

@@ -44,6 +44,11 @@ class WorkerMetrics:
         self.gaps_sought = Gauge(
             "tp_input_gaps_sought", "Seeks back to records Faust skipped, since start", registry=registry
         )
+        self.metrics_paused = Gauge(
+            "tp_metrics_partitions_paused",
+            "Metrics partitions paused for being read too far ahead of the others (app/alignment.py)",
+            registry=registry,
+        )
         # Source: an input partition ("otlp_spans[3]"), a name from the config, never from a record.
         self.late_dropped = Gauge(
             "tp_sli_late_dropped",
@@ -73,6 +78,7 @@ class WorkerMetrics:
         traces = core.enricher.traces
         self.trace_table_fill.set(len(traces) / traces.max_traces)
         self.gaps_sought.set(shell.order.gaps_sought)
+        self.metrics_paused.set(len(shell.metrics_paused))
         if shell.analysis_ready():
             analysis = shell.analysis()
             for name, value in analysis.stats().items():

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import faust
 import pydantic
@@ -23,6 +23,7 @@ from faust.types import TP, EventT, StreamT
 
 from telemetry_pipeline.analysis import Analysis
 from telemetry_pipeline.app import lograte
+from telemetry_pipeline.app.alignment import MetricsAlignment
 from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord, Sending
@@ -261,6 +262,7 @@ def create_app(config: PipelineConfig) -> faust.App:
         reports = shell.progress.on_tick(inputs_done, now)
         if reports:
             await delivery.send(reports)
+        shell.align_metrics(inputs_done)
         await shell.tables_writable()
         if shell.core_ready():
             spans = topics.input(Signal.TRACES) + "["
@@ -426,6 +428,9 @@ class _Shell:
         self.last_partial_ms = _now_ms()
         self.sources = _Sources(app, config)
         self.progress = ProgressReporter(config.topics.sli_partials, config.worker.table_partitions)
+        lead_ms = int(config.worker.metrics_partition_lead_s * 1000)
+        self.alignment = MetricsAlignment(config.topics.input(Signal.METRICS), lead_ms)
+        self.metrics_paused: set[TP] = set()
         self.idle_after_ms = duration_ms(config.sli.idle_after)
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self._advancing = asyncio.Lock()
@@ -461,6 +466,19 @@ class _Shell:
                 self.config.worker.context_wait_s,
             )
         self.context_waited = True
+
+    def align_metrics(self, caught_up: Mapping[str, bool]) -> None:
+        """Pause the metrics partitions read too far ahead of the others, resume those no longer
+        (app/alignment.py). Every tick: Faust's own flow control can resume a partition we paused."""
+        consumer = self._app.consumer
+        assigned = {_source_name(tp): tp for tp in consumer.assignment()}
+        ahead = {assigned[name] for name in self.alignment.ahead(caught_up) if name in assigned}
+        resumed = (self.metrics_paused - ahead) & set(assigned.values())
+        if resumed:
+            consumer.resume_partitions(resumed)
+        if ahead:
+            consumer.pause_partitions(ahead)
+        self.metrics_paused = ahead
 
     async def hold_has_room(self, stream: StreamT) -> None:
         """Wait while the logs read ahead of a spans backlog fill the enrichment hold past
@@ -598,6 +616,7 @@ class _Shell:
         for service, partials in by_service.items():
             outbound.append(OutboundRecord(topics.sli_partials, service.encode(), encode_partials(partials)))
         outbound.extend(self.progress.after_batch(result.partials))  # after the partials, on every partition
+        self.alignment.observe(result.partials)
         return outbound
 
     def dlq_record(self, origin: InputRecord, reason: str, omit_value: bool = False) -> OutboundRecord:

@@ -119,10 +119,11 @@ class SliConfig(_Model):
     attribute_key_sampling: int = Field(16, gt=0, le=256)  # a span id byte decides
     max_services: int = Field(2_000, gt=0)  # per SLI engine (one worker); more are counted and dropped
     # Cumulative histogram series kept per service, and their points not yet evaluated in all: they live
-    # in its sli-state value (1 MB record limit, ~100 bytes a point). Points beyond the budget go oldest
-    # first, from the longest series; a point older than its series keeps is then late.
+    # in its sli-state value (1 MB record limit; ~170 bytes a point measured, a service of 69 series at
+    # 4,039 points wrote 686 KB, hence the ceiling). Points beyond the budget go oldest first, from the
+    # longest series; a point older than its series keeps is then late.
     metric_series_cache_size: int = Field(200, gt=0)
-    metric_points_per_service: int = Field(4_096, gt=0, le=8_192)
+    metric_points_per_service: int = Field(4_096, gt=0, le=4_096)
 
     @model_validator(mode="after")
     def _consistent(self) -> SliConfig:
