@@ -490,9 +490,9 @@ class _Shell:
         records of a fetch to their streams one after another and waits at a full buffer, so the spans
         records behind a logs record would wait for the logs agent, and the spans that release the
         hold would never come (seen: a 500k-span backlog with 32-message buffers stopped with 58 of
-        1,230 messages out, the conductor waiting on the logs buffer; an event-time backlog stopped the
-        same way with the default 128). Faust stops fetching logs while that buffer is full, so what
-        the agent takes then is what was fetched already."""
+        1,230 messages out, the conductor waiting on the logs buffer; two event-time backlog runs
+        with the default 128 had stopped alike, not analysed then). Faust stops fetching logs while
+        that buffer is full, so what the agent takes then is what was fetched already."""
         if not self.core_ready():
             return
         core, limit, buffer = self.core(), self.config.worker.hold_wait_bytes, stream.channel.queue
