@@ -220,6 +220,12 @@ class SliEngine:
         (replay) every source counts until the end. `channel`: the stream they came on (`set_sources`)."""
         applied: list[SliPartial] = []
         for partial in partials:
+            if partial.is_redaction_note:
+                # For detection, which counts each once itself; nothing here. It bears its message's
+                # offset: marked applied, a note that overtook its message's buckets made them a duplicate
+                # (the tick's producer sent a held message's note while the ingest agent's run with its
+                # buckets was still in flight; seen: a log bucket missing after a rebalance, 0 late).
+                continue
             if channel is None:
                 # One stream without progress reports (replay): a call's partials are their sources'
                 # progress (redelivered ones too: the stream has passed them). On a channel only the

@@ -72,9 +72,9 @@ class SliPartial:
     since only it sees all of a series' points whatever partition or worker they came through.
     `redactions`: values the redactor changed
     in the message, per detector or rule; such a partial is a redaction note (`is_redaction_note`):
-    no buckets, sent after the message was redacted (later than its buckets, perhaps after messages
-    behind it), so the SLI engine would take it for a duplicate. Detection counts notes itself, once
-    per (service, source, offset).
+    no buckets, sent after the message was redacted, which can be before or after its buckets reach
+    the engine (a held message's note goes out with the tick's producer), so the SLI engine leaves
+    notes alone and detection counts them itself, once per (service, source, offset).
     """
 
     service: str

@@ -553,6 +553,19 @@ def test_a_batch_whose_partials_are_taken_in_two_parts_is_not_late() -> None:
     assert engine.stats()["late_dropped"] == 0
 
 
+def test_a_redaction_note_ahead_of_its_messages_buckets_leaves_them_to_count() -> None:
+    """A note bears its message's offset. Sent by another producer (the tick releasing a held message),
+    it can reach the engine before the message's buckets, which must still count."""
+    config, slos = SliConfig(), resolver()
+    engine = SliEngine(config, slos, {})
+    message = (Signal.TRACES, traces("checkout", [{"end_ns": T0_NS}]))
+    [partial] = tagged(config, slos, Counter(), "otlp_spans[0]", message)
+    note = SliPartial("checkout", partial.max_time_ms, [], partial.source, partial.offset, {"email": 1})
+    assert engine.add([note]) == []
+    assert engine.add([partial]) == [partial]
+    assert pick(engine.flush(), "5m", T0_MS + MINUTE).requests == 1
+
+
 def test_snapshot_json_is_deterministic_and_matches_the_contract_fields() -> None:
     config, slos = SliConfig(), resolver()
     engine = SliEngine(config, slos, {})
