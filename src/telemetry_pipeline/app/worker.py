@@ -567,19 +567,23 @@ class _Shell:
         async with self._advancing:
             analysis = self.analysis()
             step = analysis.advance(now_ms, idle=idle, write=False)
+            # What `step.persisted` speaks for: the SLI agent adds partials (and their records here)
+            # while the snapshots are sent below, and those are in no written state yet.
+            covered = len(self.sli_unacked)
             # Snapshots and incident events are delivered before the state that produced them is written:
             # a crash in between re-evaluates those steps and sends them again, identical, with the same
             # event ids. Written first, its changelog record can be out before a SIGKILL that stops the
             # send halfway, and the restart resumes after steps never sent (seen: 53 steps of every
             # service lost in a backlog).
             await delivery.send(self.snapshot_records(step.snapshots) + self.incident_records(step.incidents))
-            persisted = step.persisted
-            if step.persist_due:
-                analysis.persist(now_ms)
-                persisted = True
             unacked: list[tuple[StreamT, EventT]] = []
-            if persisted:
+            if step.persist_due:
+                analysis.persist(now_ms)  # everything applied so far, what came during the send too
                 unacked, self.sli_unacked = self.sli_unacked, []
+            elif step.persisted:
+                # Only the records taken before the step: acknowledging those added during the send
+                # committed partials no written state held (seen: a SIGKILL then lost two log buckets).
+                unacked, self.sli_unacked = self.sli_unacked[:covered], self.sli_unacked[covered:]
         for stream, event in unacked:
             await self.commit_guard.release(stream, event)
 
