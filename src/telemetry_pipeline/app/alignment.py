@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from telemetry_pipeline.app.progress import newest_by_source
 from telemetry_pipeline.sli import SliPartial
 
 
@@ -27,10 +28,9 @@ class MetricsAlignment:
 
     def observe(self, partials: Iterable[SliPartial]) -> None:
         """An ingest batch's partials: how far each metrics partition has been read."""
-        for partial in partials:
-            source = partial.source
-            if partial.buckets and source.startswith(self._prefix):
-                self._newest[source] = max(self._newest.get(source, partial.max_time_ms), partial.max_time_ms)
+        for source, newest in newest_by_source(partials).items():
+            if source.startswith(self._prefix):
+                self._newest[source] = max(self._newest.get(source, newest), newest)
 
     def ahead(self, caught_up: Mapping[str, bool]) -> set[str]:
         """Of this worker's input partitions (with whether each is read to its end), the metrics ones to

@@ -31,11 +31,7 @@ class ProgressReporter:
 
     def after_batch(self, partials: Iterable[SliPartial]) -> list[OutboundRecord]:
         """Records to send after (in the same send as) the partials of an ingest batch."""
-        newest: dict[str, int] = {}
-        for partial in partials:
-            if partial.buckets:  # redaction notes carry no event time of their own
-                known = newest.get(partial.source, partial.max_time_ms)
-                newest[partial.source] = max(known, partial.max_time_ms)
+        newest = newest_by_source(partials)
         if not newest:
             return []
         self._reported.update(dict.fromkeys(newest, False))
@@ -52,6 +48,15 @@ class ProgressReporter:
     def _records(self, progress: list[SourceProgress]) -> list[OutboundRecord]:
         value = encode_progress(progress)
         return [OutboundRecord(self._topic, key, value) for key in self._keys]
+
+
+def newest_by_source(partials: Iterable[SliPartial]) -> dict[str, int]:
+    """Per source, the newest event time of the partials (redaction notes carry none of their own)."""
+    newest: dict[str, int] = {}
+    for partial in partials:
+        if partial.buckets:
+            newest[partial.source] = max(newest.get(partial.source, partial.max_time_ms), partial.max_time_ms)
+    return newest
 
 
 def keys_per_partition(partitions: int) -> list[bytes]:

@@ -280,6 +280,8 @@ class SliEngine:
         """Insert the partial's cumulative points into their series and add the changes to the per-minute
         deltas (`cumulative`). A point in an evaluated minute, or older than its series keeps, is late:
         not inserted, so the next point's delta keeps its interval (counted in a later minute, not lost)."""
+        if not partial.cumulative:
+            return  # most partials: the budget's walk over the service's series is for those with points
         changed: dict[int, RequestCounts] = {}
         for key, point in partial.cumulative:
             series = state.series.setdefault(key, cumulative.new_series())
