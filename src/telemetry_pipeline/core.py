@@ -14,7 +14,7 @@ from typing import Any
 
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.enrichment import Enricher, HoldBuffer, UserDirectory
-from telemetry_pipeline.enrichment.hold import NO_BACKLOG, SpansProgress
+from telemetry_pipeline.enrichment.hold import NO_BACKLOG, InputProgress
 from telemetry_pipeline.otlp import (
     DecodeError,
     Encoding,
@@ -89,6 +89,10 @@ class _Decoded:
 
 
 OTHER_SERVICE = "other"
+# Past this share of `enrichment.max_traces` the spans may wait for the logs (`Core.spans_outrun_logs`).
+# Half: what the spans agent fetched before its partitions are paused (its stream buffer, up to a few
+# hundred span messages) still comes in, and must fit without pushing out traces.
+_SPANS_WAIT_TABLE_FILL = 0.5
 MAX_SERVICE_NAME_LENGTH = 128
 
 
@@ -156,33 +160,43 @@ class Core:
         self.stats = CoreStats(redactions=ServiceCounts(config.worker.metrics_max_services))
         self._max_message_bytes = config.kafka.max_message_bytes
         self._redact_dlq = config.dlq.redact_decodable
-        # The spans input as the shell reads it: per partition whether it is caught up (the shell
-        # says), and the newest span event time read from it (seen here).
+        # The spans and logs inputs as the shell reads them: per partition whether it is caught up (the
+        # shell says); and per input partition the newest event time read from it (seen here).
         self._span_sources: dict[str, bool] = {}
-        self._spans_read_to: dict[str, int] = {}
+        self._log_sources: dict[str, bool] = {}
+        self._read_to: dict[str, int] = {}
 
-    def set_span_sources(self, caught_up: Mapping[str, bool]) -> None:
-        """The spans partitions the shell reads, each with whether it is caught up: held messages
-        wait for the ones with a backlog to pass their event time (`HoldBuffer`)."""
-        self._span_sources = dict(caught_up)
+    @property
+    def read_to(self) -> Mapping[str, int]:
+        """Per input partition ("topic[n]"), the newest event time read from it."""
+        return self._read_to
+
+    def set_sources(self, spans: Mapping[str, bool], logs: Mapping[str, bool]) -> None:
+        """The spans and logs partitions the shell reads, each with whether it is caught up: held
+        messages wait for the spans with a backlog to pass their event time (`HoldBuffer`), and the
+        spans wait for the logs when the trace-context table runs short (`spans_outrun_logs`)."""
+        self._span_sources, self._log_sources = dict(spans), dict(logs)
 
     def spans_backlog(self) -> bool:
         """Whether some spans partition has records still to read (as of the shell's last look)."""
         return self._spans_progress().backlog
 
-    def _spans_progress(self) -> SpansProgress:
-        if all(self._span_sources.values()):
-            return NO_BACKLOG
-        # The slowest of all spans partitions with data, not only of those behind: whether one is
-        # caught up is known as of the shell's last look, and a root may have arrived in it since.
-        read_to = []
-        for source, caught_up in self._span_sources.items():
-            newest = self._spans_read_to.get(source)
-            if newest is None and not caught_up:
-                return SpansProgress(backlog=True)  # nothing read yet from one with a backlog
-            if newest is not None:
-                read_to.append(newest)
-        return SpansProgress(backlog=True, read_to_ms=min(read_to, default=None))
+    def spans_outrun_logs(self) -> bool:
+        """Whether reading more spans now would push out traces whose logs are still to come: the
+        trace-context table is past `_SPANS_WAIT_TABLE_FILL` of its bound, and with a backlog of both
+        the spans are read past the logs (in event time). The shell then pauses the spans partitions.
+        It cannot stall the logs: they wait (in the hold) only for spans past their own event time,
+        and those are read already while this holds."""
+        table = self.enricher.traces
+        if len(table) < _SPANS_WAIT_TABLE_FILL * table.max_traces:
+            return False
+        spans, logs = self._spans_progress(), _progress(self._log_sources, self._read_to)
+        if not logs.backlog or spans.read_to_ms is None:
+            return False
+        return logs.read_to_ms is None or logs.read_to_ms < spans.read_to_ms
+
+    def _spans_progress(self) -> InputProgress:
+        return _progress(self._span_sources, self._read_to)
 
     def learn(self, records: Iterable[InputRecord], now_ms: int) -> None:
         """Harvest trace context only (replay's first pass over its whole input)."""
@@ -246,8 +260,8 @@ class Core:
         for partial in partials:
             partial.source, partial.offset = item.record.source, item.record.position
             item.times[partial.service] = partial.max_time_ms
-        if partials and item.signal is Signal.TRACES:
-            event_ms, source, read_to = item.event_ms, item.record.source, self._spans_read_to
+        if partials:
+            event_ms, source, read_to = item.event_ms, item.record.source, self._read_to
             read_to[source] = max(read_to.get(source, event_ms), event_ms)
         result.partials.extend(partials)
         return True
@@ -307,6 +321,22 @@ class Core:
             return encode(message, item.encoding)
         except Exception:
             return None
+
+
+def _progress(sources: Mapping[str, bool], read_to: Mapping[str, int]) -> InputProgress:
+    """Where an input is, from its partitions (with whether each is caught up) and what was read."""
+    if all(sources.values()):
+        return NO_BACKLOG
+    # The slowest of all partitions with data, not only of those behind: whether one is caught up is
+    # known as of the shell's last look, and more may have been read from it since.
+    newest = []
+    for source, caught_up in sources.items():
+        position = read_to.get(source)
+        if position is None and not caught_up:
+            return InputProgress(backlog=True)  # nothing read yet from one with a backlog
+        if position is not None:
+            newest.append(position)
+    return InputProgress(backlog=True, read_to_ms=min(newest, default=None))
 
 
 def _redaction_notes(item: _Decoded, counts: RedactionCounts, now_ms: int) -> list[SliPartial]:

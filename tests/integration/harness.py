@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Mess
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from telemetry_pipeline.demo import stop_worker
+from telemetry_pipeline.enrichment.config import EnrichmentConfig
 from telemetry_pipeline.generate import GeneratedMessage, GeneratorConfig, OutputTopics, iter_messages
 from telemetry_pipeline.kafka.topics import apply, load_specs
 from telemetry_pipeline.otlp import Signal, decode
@@ -503,3 +504,29 @@ class PacedFeed:
                 self._values.setdefault(message.topic(), []).append(orjson.loads(message.value()))
         self._decoded_until = len(self.reader.messages)
         return self._values.get(self._deployment.topic(name), [])
+
+
+ROOT_SERVICE = EnrichmentConfig().attributes.root_service
+
+
+def rooted_traces(traces: Iterable[Any]) -> set[bytes]:
+    """The trace ids whose root span is among these (decoded) spans messages."""
+    rooted = set()
+    for message in traces:
+        for resource in message.resource_spans:
+            for scope in resource.scope_spans:
+                rooted.update(span.trace_id for span in scope.spans if not span.parent_span_id)
+    return rooted
+
+
+def log_coverage(log_messages: Iterable[Any], rooted: set[bytes]) -> tuple[int, int]:
+    """(log records of a rooted trace, those of them carrying the root's context) in decoded logs messages."""
+    total = enriched = 0
+    for message in log_messages:
+        for resource in message.resource_logs:
+            for scope in resource.scope_logs:
+                for record in scope.log_records:
+                    if record.trace_id in rooted:
+                        total += 1
+                        enriched += any(a.key == ROOT_SERVICE for a in record.attributes)
+    return total, enriched

@@ -34,8 +34,10 @@ from tests.integration.harness import (
     TopicReader,
     await_worker_ready,
     deploy,
+    log_coverage,
     produce,
     read_all,
+    rooted_traces,
     running_worker,
 )
 
@@ -63,7 +65,6 @@ CONFIG: dict[str, dict[str, Any]] = {
 }
 TOPICS = {Signal.TRACES: "otlp_spans", Signal.METRICS: "otlp_metrics", Signal.LOGS: "otlp_logs"}
 PIPELINE = PipelineConfig.model_validate(CONFIG)
-ROOT_SERVICE = PIPELINE.enrichment.attributes.root_service
 
 SnapshotKey = tuple[str, str, str]  # service, window, window_end
 Snapshots = dict[SnapshotKey, list[dict[str, Any]]]
@@ -78,35 +79,12 @@ def _by_key(lines: Iterator[bytes]) -> Snapshots:
     return found
 
 
-def _rooted_traces(messages: list[GeneratedMessage]) -> set[bytes]:
-    rooted = set()
-    for message in messages:
-        if message.signal is Signal.TRACES:
-            for resource in message.message.resource_spans:
-                for scope in resource.scope_spans:
-                    rooted.update(span.trace_id for span in scope.spans if not span.parent_span_id)
-    return rooted
-
-
-def _log_coverage(log_messages: list[Any], rooted: set[bytes]) -> tuple[int, int]:
-    """(logs of a rooted trace, those of them carrying the root's context)."""
-    total = enriched = 0
-    for message in log_messages:
-        for resource in message.resource_logs:
-            for scope in resource.scope_logs:
-                for record in scope.log_records:
-                    if record.trace_id in rooted:
-                        total += 1
-                        enriched += any(a.key == ROOT_SERVICE for a in record.attributes)
-    return total, enriched
-
-
 def _replay(workdir: Path, name: str, inputs: list[Path], rooted: set[bytes]) -> tuple[Snapshots, float]:
     out = workdir / name
     summary = run_replay(PIPELINE, inputs, out)
     assert summary.late_dropped == {}, f"replay {name}: buckets dropped as late {summary.late_dropped}"
     logs = [decode(Signal.LOGS, line) for line in (out / "logs.jsonl").read_bytes().splitlines()]
-    total, enriched = _log_coverage(logs, rooted)
+    total, enriched = log_coverage(logs, rooted)
     with (out / "sli.jsonl").open("rb") as handle:
         return _by_key(iter(handle)), enriched / total
 
@@ -169,7 +147,7 @@ class _WorkerRun:
 
     def log_coverage(self, rooted: set[bytes]) -> float:
         clean = read_all(self.deployment.bootstrap, [self.deployment.topic("otlp_logs.clean")])
-        total, enriched = _log_coverage([decode(Signal.LOGS, m.value()) for m in clean], rooted)
+        total, enriched = log_coverage([decode(Signal.LOGS, m.value()) for m in clean], rooted)
         return enriched / total
 
     def close(self) -> None:
@@ -222,7 +200,7 @@ def _compare(name: str, expected: Snapshots, got: Snapshots, late: int = 0) -> N
 
 def test_slis_and_enrichment_do_not_depend_on_arrival(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
-    rooted = _rooted_traces(messages)
+    rooted = rooted_traces(m.message for m in messages if m.signal is Signal.TRACES)
     files = {signal: tmp_path / f"{signal}.jsonl" for signal in Signal}
     for signal, path in files.items():
         write_jsonl((m for m in messages if m.signal is signal), path)

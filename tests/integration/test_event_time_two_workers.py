@@ -19,8 +19,9 @@ import pytest
 from telemetry_pipeline.generate import GeneratorConfig, iter_messages
 from telemetry_pipeline.generate.config import ErrorSpike
 from telemetry_pipeline.generate.sinks import write_jsonl
-from tests.integration.harness import running_worker
-from tests.integration.test_event_time import Snapshots, _compare, _replay, _rooted_traces, _worker_run
+from telemetry_pipeline.otlp import Signal
+from tests.integration.harness import rooted_traces, running_worker
+from tests.integration.test_event_time import Snapshots, _compare, _replay, _worker_run
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
@@ -50,7 +51,8 @@ def test_two_workers_finish_a_backlog_with_replays_snapshots(kafka_bootstrap: st
     messages = list(iter_messages(WORKLOAD))
     merged = tmp_path / "merged.jsonl"
     write_jsonl(sorted(messages, key=lambda m: m.event_time_ns), merged)
-    expected, _coverage = _replay(tmp_path, "merged", [merged], _rooted_traces(messages))
+    rooted = rooted_traces(m.message for m in messages if m.signal is Signal.TRACES)
+    expected, _coverage = _replay(tmp_path, "merged", [merged], rooted)
     assert {key[0] for key in expected} == {"frontend", "checkout", "payment", "gateway"}
     assert any(s[0]["requests"] for key, s in expected.items() if key[0] == "gateway"), "no metric requests"
 

@@ -44,9 +44,11 @@ class WorkerMetrics:
         self.gaps_sought = Gauge(
             "tp_input_gaps_sought", "Seeks back to records Faust skipped, since start", registry=registry
         )
-        self.metrics_paused = Gauge(
-            "tp_metrics_partitions_paused",
-            "Metrics partitions paused for being read too far ahead of the others (app/alignment.py)",
+        self.partitions_paused = Gauge(
+            "tp_input_partitions_paused",
+            "Input partitions paused for being read too far ahead: metrics of the other metrics partitions"
+            " (app/alignment.py), spans of the logs while the trace-context table runs short",
+            ["signal"],
             registry=registry,
         )
         # Source: an input partition ("otlp_spans[3]"), a name from the config, never from a record.
@@ -78,7 +80,8 @@ class WorkerMetrics:
         traces = core.enricher.traces
         self.trace_table_fill.set(len(traces) / traces.max_traces)
         self.gaps_sought.set(shell.order.gaps_sought)
-        self.metrics_paused.set(len(shell.metrics_paused))
+        for signal, paused in shell.paused.items():
+            self.partitions_paused.labels(signal).set(len(paused))
         if shell.analysis_ready():
             analysis = shell.analysis()
             for name, value in analysis.stats().items():

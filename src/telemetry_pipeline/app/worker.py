@@ -23,7 +23,7 @@ from faust.types import TP, EventT, StreamT
 
 from telemetry_pipeline.analysis import Analysis
 from telemetry_pipeline.app import lograte
-from telemetry_pipeline.app.alignment import MetricsAlignment
+from telemetry_pipeline.app.alignment import metrics_ahead
 from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord, Sending
@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 # asked from the broker (a round trip, seconds under load).
 _FETCH_FRESH_MS = 5_000
 _FETCH_STAMP_MARGIN_MS = 3_000
-# How often the logs agent, waiting for room in the hold, looks again: a full buffer found late holds
-# up every input's records behind it (`hold_has_room`).
+# How often an ingest agent waiting for room (`_Shell.has_room`) looks again: a full buffer found late
+# holds up every input's records behind it.
 _HOLD_POLL_S = 0.02
 
 
@@ -262,11 +262,15 @@ def create_app(config: PipelineConfig) -> faust.App:
         reports = shell.progress.on_tick(inputs_done, now)
         if reports:
             await delivery.send(reports)
-        shell.align_metrics(inputs_done)
+        if shell.core_ready():
+            spans, logs = (topics.input(signal) + "[" for signal in (Signal.TRACES, Signal.LOGS))
+            shell.core().set_sources(
+                {s: done for s, done in inputs_done.items() if s.startswith(spans)},
+                {s: done for s, done in inputs_done.items() if s.startswith(logs)},
+            )
+        shell.pace_inputs(inputs_done)
         await shell.tables_writable()
         if shell.core_ready():
-            spans = topics.input(Signal.TRACES) + "["
-            shell.core().set_span_sources({s: done for s, done in inputs_done.items() if s.startswith(spans)})
             await shell.emit(shell.core().release(now), delivery)
         if shell.analysis_ready() or shell.sli_state_pending():
             analysis = shell.analysis()
@@ -320,8 +324,7 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
         async for taken in stream.noack_take(worker.batch_max_messages, within=worker.batch_within_s):
             events = await shell.order.admit(taken)
             for chunk in chunks_of_bytes(events, worker.batch_max_bytes):
-                if signal is Signal.LOGS:
-                    await shell.hold_has_room(stream)
+                await shell.has_room(signal, stream)
                 records = [_input_record(signal, stream, event) for event in chunk]
                 await shell.tables_writable()
                 try:
@@ -428,9 +431,7 @@ class _Shell:
         self.last_partial_ms = _now_ms()
         self.sources = _Sources(app, config)
         self.progress = ProgressReporter(config.topics.sli_partials, config.worker.table_partitions)
-        lead_ms = int(config.worker.metrics_partition_lead_s * 1000)
-        self.alignment = MetricsAlignment(config.topics.input(Signal.METRICS), lead_ms)
-        self.metrics_paused: set[TP] = set()
+        self.paused: dict[Signal, set[TP]] = {Signal.METRICS: set(), Signal.TRACES: set()}  # `pace_inputs`
         self.idle_after_ms = duration_ms(config.sli.idle_after)
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self._advancing = asyncio.Lock()
@@ -467,36 +468,57 @@ class _Shell:
             )
         self.context_waited = True
 
-    def align_metrics(self, caught_up: Mapping[str, bool]) -> None:
-        """Pause the metrics partitions read too far ahead of the others, resume those no longer
-        (app/alignment.py). Every tick: Faust's own flow control can resume a partition we paused."""
-        consumer = self._app.consumer
-        assigned = {_source_name(tp): tp for tp in consumer.assignment()}
-        ahead = {assigned[name] for name in self.alignment.ahead(caught_up) if name in assigned}
-        resumed = (self.metrics_paused - ahead) & set(assigned.values())
-        if resumed:
-            consumer.resume_partitions(resumed)
-        if ahead:
-            consumer.pause_partitions(ahead)
-        self.metrics_paused = ahead
-
-    async def hold_has_room(self, stream: StreamT) -> None:
-        """Wait while the logs read ahead of a spans backlog fill the enrichment hold past
-        `worker.hold_wait_bytes`: held messages are kept decoded (several times their size) until
-        the spans pass them, so reading further ahead would turn the backlog into memory. Only the
-        logs agent waits; the spans agent, which lets them go, never does.
-
-        The wait ends when the logs agent's own stream buffer is full. Faust's conductor hands the
-        records of a fetch to their streams one after another and waits at a full buffer, so the spans
-        records behind a logs record would wait for the logs agent, and the spans that release the
-        hold would never come (seen: a 500k-span backlog with 32-message buffers stopped with 58 of
-        1,230 messages out, the conductor waiting on the logs buffer; two event-time backlog runs
-        with the default 128 had stopped alike, not analysed then). Faust stops fetching logs while
-        that buffer is full, so what the agent takes then is what was fetched already."""
+    def pace_inputs(self, caught_up: Mapping[str, bool]) -> None:
+        """Pause the input partitions read too far ahead, resume those no longer: the metrics ones ahead
+        of the others (app/alignment.py), and every spans partition while the spans outrun the logs
+        (`Core.spans_outrun_logs`). Every tick: Faust's own flow control can resume a partition we
+        paused."""
         if not self.core_ready():
             return
+        consumer, core, topics = self._app.consumer, self.core(), self.config.topics
+        assigned = {_source_name(tp): tp for tp in consumer.assignment()}
+        lead_ms = int(self.config.worker.metrics_partition_lead_s * 1000)
+        ahead = metrics_ahead(topics.input(Signal.METRICS), lead_ms, caught_up, core.read_to)
+        spans = topics.input(Signal.TRACES) + "["
+        outrun = core.spans_outrun_logs()
+        paused = {
+            Signal.METRICS: {assigned[name] for name in ahead if name in assigned},
+            Signal.TRACES: {tp for name, tp in assigned.items() if outrun and name.startswith(spans)},
+        }
+        now_paused = set().union(*paused.values())
+        resumed = (set().union(*self.paused.values()) - now_paused) & set(assigned.values())
+        if resumed:
+            consumer.resume_partitions(resumed)
+        if now_paused:
+            consumer.pause_partitions(now_paused)
+        self.paused = paused
+
+    async def has_room(self, signal: Signal, stream: StreamT) -> None:
+        """Before an ingest agent processes a run, wait while it would read too far ahead of the others.
+
+        The logs agent waits while the logs read ahead of a spans backlog fill the enrichment hold past
+        `worker.hold_wait_bytes`: held messages are kept decoded (several times their size) until the
+        spans pass them, so reading further ahead would turn the backlog into memory. The spans agent
+        waits while the spans outrun the logs (`Core.spans_outrun_logs`), which also pauses its
+        partitions (`pace_inputs`): what it fetched before would push out of the trace-context table
+        traces whose logs are still to come. The two conditions exclude each other (the logs wait
+        only while the spans do not), so neither waits for the other.
+
+        Each wait ends when the agent's own stream buffer is full. Faust's conductor hands the records
+        of a fetch to their streams one after another and waits at a full buffer, so the records
+        behind it would wait for this agent, and those that end its wait would never come (seen: a
+        500k-span backlog with 32-message buffers stopped with 58 of 1,230 messages out, the conductor
+        waiting on the logs buffer). Faust stops fetching for a full buffer, so what the agent takes
+        then is what was fetched already."""
+        if not self.core_ready() or signal is Signal.METRICS:
+            return
         core, limit, buffer = self.core(), self.config.worker.hold_wait_bytes, stream.channel.queue
-        while core.held.held_bytes > limit and core.spans_backlog() and not buffer.full():
+
+        def logs_ahead() -> bool:
+            return core.held.held_bytes > limit and core.spans_backlog() and not core.spans_outrun_logs()
+
+        ahead = core.spans_outrun_logs if signal is Signal.TRACES else logs_ahead
+        while ahead() and not buffer.full():
             await asyncio.sleep(_HOLD_POLL_S)
 
     async def start_agent(self, stream: StreamT) -> None:
@@ -620,7 +642,6 @@ class _Shell:
         for service, partials in by_service.items():
             outbound.append(OutboundRecord(topics.sli_partials, service.encode(), encode_partials(partials)))
         outbound.extend(self.progress.after_batch(result.partials))  # after the partials, on every partition
-        self.alignment.observe(result.partials)
         return outbound
 
     def dlq_record(self, origin: InputRecord, reason: str, omit_value: bool = False) -> OutboundRecord:

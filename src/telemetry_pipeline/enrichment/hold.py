@@ -36,16 +36,16 @@ class _Held(Generic[Item]):
 
 
 @dataclass(frozen=True, slots=True)
-class SpansProgress:
-    """Where the spans input is. `backlog`: some spans partition has records still to read;
-    `read_to_ms`: then, the newest span event time read from the slowest partition (None: nothing
-    read yet from one with a backlog)."""
+class InputProgress:
+    """Where an input (the partitions of one signal) is read to. `backlog`: some partition has records
+    still to read; `read_to_ms`: then, the newest event time read from the slowest partition (None:
+    nothing read yet from one with a backlog). The hold waits on the spans'."""
 
     backlog: bool = False
     read_to_ms: int | None = None
 
 
-NO_BACKLOG = SpansProgress()
+NO_BACKLOG = InputProgress()
 
 
 @dataclass
@@ -81,7 +81,7 @@ class HoldBuffer(Generic[Item]):
         now_ms: int,
         enricher: Enricher,
         *,
-        spans: SpansProgress = NO_BACKLOG,
+        spans: InputProgress = NO_BACKLOG,
         everything: bool = False,
     ) -> list[Item]:
         """Remove and return, oldest first: messages whose traces are all known now, those whose
@@ -119,7 +119,7 @@ class HoldBuffer(Generic[Item]):
         enricher.set_due(due)
         return ready
 
-    def _overdue(self, held: _Held[Item], now_ms: int, spans: SpansProgress) -> bool:
+    def _overdue(self, held: _Held[Item], now_ms: int, spans: InputProgress) -> bool:
         # Never before the wall-clock grace: a partition's newest span time is no promise that every
         # older span of it was read (one message holds spans of many moments). With a backlog, also
         # not before the spans' event-time progress has passed the message.

@@ -13,6 +13,7 @@ from faust.transport.producer import ProducerBuffer
 from telemetry_pipeline.app.tables import drain_changelogs
 from telemetry_pipeline.app.worker import _Shell, chunks_of_bytes, create_app
 from telemetry_pipeline.config import ConfigError, PipelineConfig, load_config
+from telemetry_pipeline.otlp import Signal
 
 
 def _event(size: int) -> SimpleNamespace:
@@ -111,7 +112,9 @@ def test_the_changelog_wait_returns_once_the_buffer_is_down_to_the_bound() -> No
 
 
 def _shell_with_hold(held_bytes: int, backlog: bool) -> SimpleNamespace:
-    core = SimpleNamespace(held=SimpleNamespace(held_bytes=held_bytes), spans_backlog=lambda: backlog)
+    held = SimpleNamespace(held_bytes=held_bytes)
+    core = SimpleNamespace(held=held, spans_backlog=lambda: backlog, outrun=False)
+    core.spans_outrun_logs = lambda: core.outrun
     worker = SimpleNamespace(hold_wait_bytes=1000)
     return SimpleNamespace(core_ready=lambda: True, core=lambda: core, config=SimpleNamespace(worker=worker))
 
@@ -128,7 +131,7 @@ def test_the_logs_agent_waits_while_the_hold_is_over_its_bound_behind_a_spans_ba
     shell = _shell_with_hold(5000, backlog=True)
 
     async def scenario() -> bool:
-        waiting = asyncio.create_task(_Shell.hold_has_room(shell, _logs_stream()))
+        waiting = asyncio.create_task(_Shell.has_room(shell, Signal.LOGS, _logs_stream()))
         await asyncio.sleep(0.1)
         still_waiting = not waiting.done()
         shell.core().held.held_bytes = 900  # the spans agent released some
@@ -145,7 +148,7 @@ def test_the_logs_agent_stops_waiting_once_its_buffer_is_full() -> None:
 
     async def scenario() -> bool:
         stream = _logs_stream(buffered=3)
-        waiting = asyncio.create_task(_Shell.hold_has_room(shell, stream))
+        waiting = asyncio.create_task(_Shell.has_room(shell, Signal.LOGS, stream))
         await asyncio.sleep(0.1)
         still_waiting = not waiting.done()
         stream.channel.queue.put_nowait(3)  # the conductor fills it
@@ -155,8 +158,28 @@ def test_the_logs_agent_stops_waiting_once_its_buffer_is_full() -> None:
     assert asyncio.run(scenario())
 
 
+def test_the_spans_wait_while_they_outrun_the_logs_and_the_logs_then_never_wait() -> None:
+    # Each waiting for the other would stop both.
+    shell = _shell_with_hold(5000, backlog=True)
+
+    async def scenario() -> tuple[bool, bool]:
+        logs = asyncio.create_task(_Shell.has_room(shell, Signal.LOGS, _logs_stream()))
+        await asyncio.sleep(0.1)
+        logs_waited = not logs.done()
+        shell.core().outrun = True  # the spans are read past the logs, the table past half full
+        await asyncio.wait_for(logs, timeout=10)
+        spans = asyncio.create_task(_Shell.has_room(shell, Signal.TRACES, _logs_stream()))
+        await asyncio.sleep(0.1)
+        spans_waited = not spans.done()
+        shell.core().outrun = False  # the logs caught up
+        await asyncio.wait_for(spans, timeout=10)
+        return logs_waited, spans_waited
+
+    assert asyncio.run(scenario()) == (True, True)
+
+
 @pytest.mark.parametrize(("held_bytes", "backlog"), [(5000, False), (900, True)])
 def test_no_wait_without_a_spans_backlog_or_with_room(held_bytes: int, backlog: bool) -> None:
     # Without a spans backlog the wall-clock grace alone empties the hold: waiting would only slow.
     shell = _shell_with_hold(held_bytes, backlog)
-    asyncio.run(asyncio.wait_for(_Shell.hold_has_room(shell, _logs_stream()), timeout=1))
+    asyncio.run(asyncio.wait_for(_Shell.has_room(shell, Signal.LOGS, _logs_stream()), timeout=1))

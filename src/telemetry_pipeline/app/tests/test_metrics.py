@@ -13,7 +13,7 @@ class _Shell:
     def __init__(self, core: Core) -> None:
         self._core = core
         self.order = InputOrder({"otlp_spans"})
-        self.metrics_paused: set = set()
+        self.paused: dict = {}
 
     def core_ready(self) -> bool:
         return True

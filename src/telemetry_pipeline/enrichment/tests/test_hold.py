@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from telemetry_pipeline.enrichment import Enricher, EnrichmentConfig, HoldBuffer, UserDirectory
-from telemetry_pipeline.enrichment.hold import NO_BACKLOG, SpansProgress
+from telemetry_pipeline.enrichment.hold import NO_BACKLOG, InputProgress
 from telemetry_pipeline.enrichment.tests.builders import KEY, S, all_spans, attr, traces
 from telemetry_pipeline.otlp import Message, Signal
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
@@ -88,7 +88,7 @@ def test_with_a_spans_backlog_a_message_waits_for_the_spans_event_time_not_the_w
     held.hold(waiting, 0, event_ms=50_000)
     # Long past the wall-clock grace, but the spans read are not yet past the message's time + grace.
     for read_to, ready in ((None, []), (50_999, []), (51_000, [waiting])):
-        assert held.take_ready(60_000, enricher, spans=SpansProgress(True, read_to)) == ready, read_to
+        assert held.take_ready(60_000, enricher, spans=InputProgress(True, read_to)) == ready, read_to
     assert held.counters.released_expired == 1
 
 
@@ -108,6 +108,6 @@ def test_held_bytes_bound_pushes_out_the_oldest() -> None:
         assert declined(enricher, item, n)
         held.hold(item, n, event_ms=n, size=100)
     assert held.held_bytes == 300
-    assert held.take_ready(10, enricher, spans=SpansProgress(backlog=True)) == [items[0]]
+    assert held.take_ready(10, enricher, spans=InputProgress(backlog=True)) == [items[0]]
     assert held.held_bytes == 200 and len(held) == 2
     assert held.counters.released_overflow == 1
