@@ -20,8 +20,8 @@ PLACES = (
     ("asyncio/streams.py", "aiokafka socket read buffers"),
     ("trace_context.py", "trace-context table (values, index) and its changelog records"),
     ("faust/utils/json.py", "trace-context table (values, index) and its changelog records"),
-    ("otlp/codec.py:157", "encoded outputs of the batch in hand, awaiting delivery"),
-    ("otlp/codec.py:105", "decoded messages of the batch in hand (protobuf)"),
+    ("otlp/codec.py encode", "encoded outputs of the batch in hand, awaiting delivery"),
+    ("otlp/codec.py decode", "decoded messages of the batch in hand (protobuf)"),
     ("enrichment/enricher.py", "decoded messages of the batch in hand (protobuf)"),
     ("redaction/", "redaction (caches, databases)"),
     ("detection/", "detection"),
@@ -36,7 +36,7 @@ def holders(path: str) -> tuple[int, Counter[str]]:
     reader = memray.FileReader(path)
     by_place: Counter[str] = Counter()
     for record in reader.get_high_watermark_allocation_records(merge_threads=True):
-        frames = [f"{file}:{line} {function}" for function, file, line in record.stack_trace()]
+        frames = [f"{file} {function}:{line}" for function, file, line in record.stack_trace()]
         place = next(
             (name for frame in frames for marker, name in PLACES if marker in frame),
             "other",

@@ -159,6 +159,8 @@ class Core:
         self.held = HoldBuffer(config.enrichment)
         self.stats = CoreStats(redactions=ServiceCounts(config.worker.metrics_max_services))
         self._max_message_bytes = config.kafka.max_message_bytes
+        self._hold_wait_bytes = config.worker.hold_wait_bytes
+        self._grace_ms = config.enrichment.grace_period_ms
         self._redact_dlq = config.dlq.redact_decodable
         # The spans and logs inputs as the shell reads them: per partition whether it is caught up (the
         # shell says); and per input partition the newest event time read from it (seen here).
@@ -184,16 +186,26 @@ class Core:
     def spans_outrun_logs(self) -> bool:
         """Whether reading more spans now would push out traces whose logs are still to come: the
         trace-context table is past `_SPANS_WAIT_TABLE_FILL` of its bound, and with a backlog of both
-        the spans are read past the logs (in event time). The shell then pauses the spans partitions.
-        It cannot stall the logs: they wait (in the hold) only for spans past their own event time,
-        and those are read already while this holds."""
+        the spans are read more than `enrichment.grace_period_ms` past the logs (in event time). The
+        shell then pauses the spans partitions. It cannot stall the logs: they wait (in the hold) only
+        for spans a grace past their own event time, and those are read already while this holds."""
         table = self.enricher.traces
         if len(table) < _SPANS_WAIT_TABLE_FILL * table.max_traces:
             return False
         spans, logs = self._spans_progress(), _progress(self._log_sources, self._read_to)
         if not logs.backlog or spans.read_to_ms is None:
             return False
-        return logs.read_to_ms is None or logs.read_to_ms < spans.read_to_ms
+        # Up to the grace ahead: the hold lets a log go only once the spans are that far past it.
+        return logs.read_to_ms is None or logs.read_to_ms + self._grace_ms < spans.read_to_ms
+
+    def logs_outrun_spans(self) -> bool:
+        """Whether the logs read ahead of a spans backlog fill the hold past `worker.hold_wait_bytes`:
+        held messages are kept decoded (several times their size) until the spans pass them, so reading
+        further ahead would turn the backlog into memory. Never while the spans wait for the logs
+        (`spans_outrun_logs`): each would wait for the other."""
+        if self.held.held_bytes <= self._hold_wait_bytes:
+            return False
+        return self.spans_backlog() and not self.spans_outrun_logs()
 
     def _spans_progress(self) -> InputProgress:
         return _progress(self._span_sources, self._read_to)

@@ -13,6 +13,7 @@ from faust.transport.producer import ProducerBuffer
 from telemetry_pipeline.app.tables import drain_changelogs
 from telemetry_pipeline.app.worker import _Shell, chunks_of_bytes, create_app
 from telemetry_pipeline.config import ConfigError, PipelineConfig, load_config
+from telemetry_pipeline.core import Core
 from telemetry_pipeline.otlp import Signal
 
 
@@ -112,11 +113,13 @@ def test_the_changelog_wait_returns_once_the_buffer_is_down_to_the_bound() -> No
 
 
 def _shell_with_hold(held_bytes: int, backlog: bool) -> SimpleNamespace:
+    """A shell whose core has `held_bytes` in the hold (`worker.hold_wait_bytes` 1,000), a spans
+    backlog or not, and whose spans outrun the logs while `core.outrun` says so."""
     held = SimpleNamespace(held_bytes=held_bytes)
-    core = SimpleNamespace(held=held, spans_backlog=lambda: backlog, outrun=False)
+    core = SimpleNamespace(held=held, spans_backlog=lambda: backlog, outrun=False, _hold_wait_bytes=1000)
     core.spans_outrun_logs = lambda: core.outrun
-    worker = SimpleNamespace(hold_wait_bytes=1000)
-    return SimpleNamespace(core_ready=lambda: True, core=lambda: core, config=SimpleNamespace(worker=worker))
+    core.logs_outrun_spans = lambda: Core.logs_outrun_spans(core)
+    return SimpleNamespace(core_ready=lambda: True, core=lambda: core)
 
 
 def _logs_stream(buffered: int = 0) -> SimpleNamespace:
