@@ -89,11 +89,11 @@ class _Decoded:
 
 
 OTHER_SERVICE = "other"
-# Past this share of `enrichment.max_traces` the spans may wait for the logs (`Core.spans_outrun_logs`).
-# Half: what the spans agent fetched before its partitions are paused (its stream buffer, up to a few
-# hundred span messages) still comes in, and must fit without pushing out traces.
-_SPANS_WAIT_TABLE_FILL = 0.5
 MAX_SERVICE_NAME_LENGTH = 128
+# Past this share of `enrichment.max_traces` the spans may wait for the logs (`Core.spans_outrun_logs`).
+# Half: the spans agent still processes what Faust's conductor hands it past a full buffer (up to a
+# poll's records) and what was in flight when the pause began; that must fit without pushing out traces.
+_SPANS_WAIT_TABLE_FILL = 0.5
 
 
 class ServiceCounts(Counter[tuple[str, str]]):
