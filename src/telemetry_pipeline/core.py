@@ -78,7 +78,7 @@ class _Decoded:
     record: InputRecord
     signal: Signal
     encoding: Encoding
-    message: Message
+    _message: Message | None
     # service -> newest event time (ms) of its items here (from its SLI partials), for the redaction
     # notes of this message; the newest of all is the message's event time.
     times: dict[str, int] = field(default_factory=dict)
@@ -86,6 +86,18 @@ class _Decoded:
     @property
     def event_ms(self) -> int | None:
         return max(self.times.values(), default=None)
+
+    @property
+    def message(self) -> Message:
+        if self._message is None:
+            self._message = _decode_record(self.record)[2]
+        return self._message
+
+    def forget_message(self) -> None:
+        """Drop the decoded message until it is next used, then decode the record again. A held
+        message waits so: decoded it takes several times the bytes its record keeps anyway (held logs
+        were most of the decoded messages at a 500k-span backlog's peak, benchmarks/README.md)."""
+        self._message = None
 
 
 OTHER_SERVICE = "other"
@@ -240,13 +252,7 @@ class Core:
         decoded = []
         for record in records:
             try:
-                if record.signal is None:
-                    signal, message = decode_json_line(record.value)
-                    encoding = Encoding.JSON
-                else:
-                    signal = record.signal
-                    encoding = sniff_encoding(record.value)
-                    message = decode(signal, record.value, encoding)
+                signal, encoding, message = _decode_record(record)
             except DecodeError as exc:
                 self._reject(record, f"decode: {exc}", "decode", result)
                 continue
@@ -282,7 +288,10 @@ class Core:
         stage = "enrich"
         try:
             if not self.enricher.enrich(item.signal, item.message, final=final, payload=item.record.value):
-                self.held.hold(item, now_ms, event_ms=item.event_ms, size=len(item.record.value))
+                missing = self.enricher.missing_traces(item.signal, item.message)
+                size = len(item.record.value)
+                self.held.hold(item, now_ms, event_ms=item.event_ms, size=size, missing=missing)
+                item.forget_message()
                 return
             stage = "redact"
             payload = item.record.value if item.encoding is Encoding.PROTO and self._prefilter_input else None
@@ -333,6 +342,16 @@ class Core:
             return encode(message, item.encoding)
         except Exception:
             return None
+
+
+def _decode_record(record: InputRecord) -> tuple[Signal, Encoding, Message]:
+    """An input record's message: OTLP/JSON lines name their signal, the rest are the record's own
+    signal in either encoding. Raises DecodeError."""
+    if record.signal is None:
+        signal, message = decode_json_line(record.value)
+        return signal, Encoding.JSON, message
+    encoding = sniff_encoding(record.value)
+    return record.signal, encoding, decode(record.signal, record.value, encoding)
 
 
 def _progress(sources: Mapping[str, bool], read_to: Mapping[str, int]) -> InputProgress:

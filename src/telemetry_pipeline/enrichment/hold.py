@@ -68,8 +68,18 @@ class HoldBuffer(Generic[Item]):
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, item: Item, now_ms: int, *, event_ms: int | None = None, size: int = 0) -> None:
-        self._held.append(_Held(item, now_ms + self._grace_ms, event_ms, size))
+    def hold(
+        self,
+        item: Item,
+        now_ms: int,
+        *,
+        event_ms: int | None = None,
+        size: int = 0,
+        missing: list[str] | None = None,
+    ) -> None:
+        """`missing`: the trace ids the item waits for (`Enricher.missing_traces`), when the caller has
+        them; given, the item's message is not read again until it is ready."""
+        self._held.append(_Held(item, now_ms + self._grace_ms, event_ms, size, missing))
         self.held_bytes += size
         self.counters.held += 1
 
