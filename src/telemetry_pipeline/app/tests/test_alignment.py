@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from faust.types import TP
 
 from telemetry_pipeline.app.alignment import metrics_ahead
-from telemetry_pipeline.app.worker import _Shell
+from telemetry_pipeline.app.worker import _pause_partitions, _Shell, create_app
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.otlp import Signal
 
@@ -38,20 +39,43 @@ def test_one_not_read_at_all_yet_holds_every_partition_read_and_other_topics_are
 
 
 class _Consumer:
-    """Faust's consumer as `_Shell.pace_inputs` uses it: the assignment, and pause/resume."""
+    """Faust's consumer as `_Shell.pace_inputs` uses it: the assignment, its active and paused partitions."""
 
     def __init__(self, assigned: list[TP]) -> None:
         self._assigned = set(assigned)
-        self.paused: set[TP] = set()
+        self._active_partitions = set(assigned)
+        self._paused_partitions: set[TP] = set()
+
+    @property
+    def paused(self) -> set[TP]:
+        assert not self._paused_partitions & self._active_partitions
+        return self._paused_partitions
 
     def assignment(self) -> set[TP]:
         return self._assigned
 
-    def pause_partitions(self, tps: set[TP]) -> None:
-        self.paused |= tps
+    def _get_active_partitions(self) -> set[TP]:
+        return self._active_partitions
 
     def resume_partitions(self, tps: set[TP]) -> None:
-        self.paused -= tps
+        self._active_partitions |= tps
+        self._paused_partitions -= tps
+
+
+def test_a_pause_leaves_the_records_of_the_fetch_in_progress(tmp_path: Path) -> None:
+    # Faust's getmany hands out a fetch's records of the partitions in the active set it took at the
+    # start; its own pause_partitions empties that very set, and the records left are dropped.
+    config = PipelineConfig.model_validate({"worker": {"data_dir": str(tmp_path), "metrics_port": None}})
+    consumer = create_app(config).consumer
+    tps = {TP("otlp_metrics", 0), TP("otlp_metrics", 1)}
+    in_progress = consumer._set_active_tps(tps)
+    _pause_partitions(consumer, {TP("otlp_metrics", 1)})
+    assert in_progress == tps
+    assert consumer._get_active_partitions() == {TP("otlp_metrics", 0)}
+    assert consumer._paused_partitions == {TP("otlp_metrics", 1)}
+    held_by_a_fetch = consumer._get_active_partitions()
+    consumer.pause_partitions({TP("otlp_metrics", 0)})  # Faust's own, for contrast
+    assert TP("otlp_metrics", 0) not in held_by_a_fetch  # its records left in that fetch: dropped
 
 
 def test_the_worker_pauses_every_spans_partition_while_the_spans_outrun_the_logs() -> None:
