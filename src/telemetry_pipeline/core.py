@@ -290,7 +290,7 @@ class Core:
             if not self.enricher.enrich(item.signal, item.message, final=final, payload=item.record.value):
                 missing = self.enricher.missing_traces(item.signal, item.message)
                 size = len(item.record.value)
-                self.held.hold(item, now_ms, event_ms=item.event_ms, size=size, missing=missing)
+                self.held.hold(item, now_ms, missing, event_ms=item.event_ms, size=size)
                 item.forget_message()
                 return
             stage = "redact"

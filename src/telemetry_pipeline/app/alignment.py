@@ -16,6 +16,15 @@ them. The spans are paced against the logs, only to keep the trace-context table
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
+
+V = TypeVar("V")
+
+
+def of_topic(topic: str, partitions: Mapping[str, V]) -> dict[str, V]:
+    """The entries of `partitions` (keyed by "topic[n]") that are partitions of `topic`."""
+    prefix = f"{topic}["
+    return {name: value for name, value in partitions.items() if name.startswith(prefix)}
 
 
 def metrics_ahead(
@@ -23,8 +32,7 @@ def metrics_ahead(
 ) -> set[str]:
     """Of this worker's input partitions (with whether each is read to its end), the metrics ones to
     pause now; `read_to`: the newest event time read from each partition ("topic[n]")."""
-    prefix = f"{topic}["
-    behind = [name for name, done in caught_up.items() if not done and name.startswith(prefix)]
+    behind = [name for name, done in of_topic(topic, caught_up).items() if not done]
     read = {source: read_to[source] for source in behind if source in read_to}
     if len(read) < len(behind):
         return set(read)  # one not read at all yet: every one read is ahead of it

@@ -23,7 +23,7 @@ from faust.types import TP, EventT, StreamT
 
 from telemetry_pipeline.analysis import Analysis
 from telemetry_pipeline.app import lograte
-from telemetry_pipeline.app.alignment import metrics_ahead
+from telemetry_pipeline.app.alignment import metrics_ahead, of_topic
 from telemetry_pipeline.app.commits import CommitGuard
 from telemetry_pipeline.app.context_sources import CompactedTopicFollower
 from telemetry_pipeline.app.delivery import Delivery, OutboundRecord, Sending
@@ -263,11 +263,8 @@ def create_app(config: PipelineConfig) -> faust.App:
         if reports:
             await delivery.send(reports)
         if shell.core_ready():
-            spans, logs = (topics.input(signal) + "[" for signal in (Signal.TRACES, Signal.LOGS))
-            shell.core().set_sources(
-                {s: done for s, done in inputs_done.items() if s.startswith(spans)},
-                {s: done for s, done in inputs_done.items() if s.startswith(logs)},
-            )
+            inputs = {signal: of_topic(topics.input(signal), inputs_done) for signal in Signal}
+            shell.core().set_sources(inputs[Signal.TRACES], inputs[Signal.LOGS])
         shell.pace_inputs(inputs_done)
         await shell.tables_writable()
         if shell.core_ready():
@@ -483,11 +480,10 @@ class _Shell:
         assigned = {_source_name(tp): tp for tp in consumer.assignment()}
         lead_ms = int(self.config.worker.metrics_partition_lead_s * 1000)
         ahead = metrics_ahead(topics.input(Signal.METRICS), lead_ms, caught_up, core.read_to)
-        spans = topics.input(Signal.TRACES) + "["
-        outrun = core.spans_outrun_logs()
+        spans = of_topic(topics.input(Signal.TRACES), assigned) if core.spans_outrun_logs() else {}
         paused = {
             Signal.METRICS: {assigned[name] for name in ahead if name in assigned},
-            Signal.TRACES: {tp for name, tp in assigned.items() if outrun and name.startswith(spans)},
+            Signal.TRACES: set(spans.values()),
         }
         now_paused = set().union(*paused.values())
         resumed = (set().union(*self.paused.values()) - now_paused) & set(assigned.values())

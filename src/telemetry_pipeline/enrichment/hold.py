@@ -32,7 +32,7 @@ class _Held(Generic[Item]):
     deadline_ms: int  # wall clock
     event_ms: int | None  # the message's newest event time, when known
     size: int  # bytes, for `max_held_bytes`
-    missing: list[str] | None = None  # trace ids still unknown, once computed
+    missing: list[str]  # trace ids whose root is still unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +69,10 @@ class HoldBuffer(Generic[Item]):
         return len(self._held)
 
     def hold(
-        self,
-        item: Item,
-        now_ms: int,
-        *,
-        event_ms: int | None = None,
-        size: int = 0,
-        missing: list[str] | None = None,
+        self, item: Item, now_ms: int, missing: list[str], *, event_ms: int | None = None, size: int = 0
     ) -> None:
-        """`missing`: the trace ids the item waits for (`Enricher.missing_traces`), when the caller has
-        them; given, the item's message is not read again until it is ready."""
+        """`missing`: the trace ids the item waits for (`Enricher.missing_traces`); the item's message
+        is not read again until it is ready, so the caller may drop it meanwhile."""
         self._held.append(_Held(item, now_ms + self._grace_ms, event_ms, size, missing))
         self.held_bytes += size
         self.counters.held += 1
@@ -141,7 +135,5 @@ class HoldBuffer(Generic[Item]):
 
     @staticmethod
     def _context_complete(held: _Held[Item], enricher: Enricher) -> bool:
-        if held.missing is None:
-            held.missing = enricher.missing_traces(held.item.signal, held.item.message)
         held.missing = [key for key in held.missing if not enricher.knows_trace(key)]
         return not held.missing
