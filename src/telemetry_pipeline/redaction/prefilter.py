@@ -4,8 +4,8 @@ Reading every attribute of every record from protobuf costs more than the whole 
 records hold nothing to redact. So one Hyperscan pass over the message's bytes looks for loose
 versions of every detector pattern and of every key name with a rule; a cheap walk of the wire
 format tells which record each hit lies in, and in it which attribute (or other part: name,
-status, events, links, a log's body); and the redactor visits only those (resources and scopes,
-which are few, always).
+status, events, links, a log's body; a hit in ids or timestamps is none); and the redactor visits
+only those (resources and scopes, which are few, always).
 
 Each loose detector pattern must match some part of the UTF-8 bytes of everything its detector
 confirms (a superset; a false hit only costs time), so:
@@ -170,14 +170,19 @@ _KEY_VALUE[2] = _ANY_VALUE
 
 
 class RecordKind(NamedTuple):
-    """Spans or log records: the field number of their attribute list, and where keys can be."""
+    """Spans or log records: the field number of their attribute list, where keys can be, and the
+    other fields the redactor reads (a hit elsewhere, in ids, timestamps or trace state, which are
+    binary or never redacted, needs no visit: random id bytes spell a loose pattern now and then)."""
 
     attributes: int
     keys: Keys
+    scanned: frozenset[int]
 
 
-SPAN = RecordKind(9, {9: _KEY_VALUE, 11: {3: _KEY_VALUE}, 13: {4: _KEY_VALUE}})  # events, links
-LOG_RECORD = RecordKind(6, {5: _ANY_VALUE, 6: _KEY_VALUE})  # body
+SPAN = RecordKind(
+    9, {9: _KEY_VALUE, 11: {3: _KEY_VALUE}, 13: {4: _KEY_VALUE}}, frozenset({5, 11, 13, 15})
+)  # name, events, links, status
+LOG_RECORD = RecordKind(6, {5: _ANY_VALUE, 6: _KEY_VALUE}, frozenset({5}))  # body
 
 
 # Which parts of a record to visit: the rest (name, status, events, links; a log's body) or not,
@@ -291,7 +296,7 @@ class Prefilter:
                     offset, is_key = offsets[hit]
                 if needed and tag == attribute_tag:
                     attributes.append(attribute)
-                elif needed:
+                elif needed and tag >> 3 in kind.scanned:
                     rest = True
             attribute += tag == attribute_tag
         if position > end:

@@ -214,6 +214,8 @@ def test_where_keys_can_be_follows_the_otlp_field_numbers() -> None:
     assert SPAN.attributes == number(Span, "attributes")
     assert LOG_RECORD.attributes == number(LogRecord, "attributes")
     assert LOG_RECORD.keys == {LOG_RECORD.attributes: key_value, number(LogRecord, "body"): any_value}
+    assert SPAN.scanned == {number(Span, name) for name in ("name", "events", "links", "status")}
+    assert LOG_RECORD.scanned == {number(LogRecord, "body")}
 
 
 def test_span_names_status_and_events_are_scanned() -> None:
@@ -224,6 +226,26 @@ def test_span_names_status_and_events_are_scanned() -> None:
     message = _traces(spans)
     assert _visited(message) == [[1, 2, 3]]
     _both_ways(message)
+
+
+def test_hits_in_ids_timestamps_and_trace_state_visit_nothing() -> None:
+    spans = [_clean_span(number) for number in range(4)]
+    spans[1].trace_id = b" 10.20.30.40abcd"  # random id bytes can spell a loose IPv4 pattern
+    spans[2].parent_span_id = b"#1234567"
+    spans[2].start_time_unix_nano = int.from_bytes(b"@4111111", "little")  # fixed64, little-endian
+    spans[3].trace_state = "mail=anna.meyer42@example.com"  # passed through, never redacted
+    spans.append(_clean_span(4))
+    spans[4].span_id = b" 1.2.3.4"
+    spans[4].name = "GET /users/anna.meyer42@example.com"  # but a hit in its name is
+    message = _traces(spans)
+    assert _visited(message) == [[4]]
+    _both_ways(message)
+    logs = LogsData(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[
+        LogRecord(trace_id=b" 10.20.30.40abcd", body=AnyValue(string_value="ok")),
+        LogRecord(span_id=b" 1.2.3.4", body=AnyValue(string_value="from 203.0.113.7")),
+    ])])])
+    assert _visited(logs) == [[1]]
+    _both_ways(logs)
 
 
 def test_nesting_beyond_max_depth_is_visited_even_without_findings() -> None:
