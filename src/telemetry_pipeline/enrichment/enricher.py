@@ -49,6 +49,8 @@ from telemetry_pipeline.otlp.attributes import get_str, service_name, set_strs
 _MAX_ENCODED_PAIRS = 16_384
 # Distinct trace contexts (user, tenant, root service, root route) whose attributes are kept, encoded.
 _MAX_TRACE_ATTRIBUTES = 16_384
+# Distinct span summaries and context strings shared across the trace-context table's values.
+_MAX_SHARED = 16_384
 # Where instrumentations put enduser.id when the root span does not carry it.
 _USER_SPAN_KINDS = frozenset((Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER))
 _STATUS_NAMES = {code: Status.StatusCode.Name(code).removeprefix("STATUS_CODE_")
@@ -144,6 +146,9 @@ class Enricher:
         self._encode_span_attributes = _AttributeEncoder(Span)
         self._encode_log_attributes = _AttributeEncoder(LogRecord)
         self._trace_attributes_cache: dict[tuple, _TraceAttributes] = {}
+        # Values the trace-context table keeps, one object each (bounded; cleared when full).
+        self._summaries: dict[tuple[str, str, int], tuple[str, str, int]] = {}
+        self._strings: dict[str, str] = {}
         self._span_fields_encoded: dict[tuple, bytes] = {}  # a log record's owning-span fields, encoded
         # A log record's encoded context is its trace's part followed by its owning span's part: the
         # encoding of the merged dict only while no key is in both (a repeated field's encoding is
@@ -167,8 +172,11 @@ class Enricher:
         summaries_by_trace: dict[bytes, dict[str, tuple[str, str, int]]] = {}
         roots: list[tuple[Span, str]] = []
         user_spans: list[Span] = []  # SERVER/CONSUMER spans: may carry the user when the root does not
-        # One summary per distinct (service, name, status) of the message: few, and sanitized once.
-        distinct: dict[tuple[str, str, int], tuple[str, str, int]] = {}
+        # One summary per distinct (service, name, status), sanitized once and shared by every trace
+        # that keeps it (see _shared).
+        distinct = self._summaries
+        if len(distinct) >= _MAX_SHARED:
+            distinct.clear()
         for resource_spans in message.resource_spans:
             service = service_name(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
@@ -219,12 +227,21 @@ class Enricher:
         config = self.config
         # One pass over the root's attributes keeps those we want; look-ups then search only them.
         wanted = [kv for kv in span.attributes if kv.key in self._root_keys]
-        value["root_service"] = service
-        value["root_route"] = self.sanitize(_first(wanted, config.route_attributes) or span.name)
+        value["root_service"] = self._shared(service)
+        route = _first(wanted, config.route_attributes) or span.name
+        value["root_route"] = self._shared(self.sanitize(route))
         self._harvest_user(value, wanted)
         tenant = _first(wanted, config.tenant_attributes)
         if tenant:
-            value["tenant"] = tenant
+            value["tenant"] = self._shared(tenant)
+
+    def _shared(self, text: str) -> str:
+        """One string object per distinct value kept in the trace-context table: every read from
+        protobuf makes a new one, and a trace's copy of its route or tenant would outlive it."""
+        strings = self._strings
+        if len(strings) >= _MAX_SHARED:
+            strings.clear()
+        return strings.setdefault(text, text)
 
     # -- pass 2 -------------------------------------------------------------------------------
 

@@ -1,27 +1,31 @@
 """The trace-context table: what a trace's root span told us, kept per trace id, bounded and TTL'd.
 
 Layout of one value in the store (JSON, so a Faust table with a changelog can hold it), keyed by the
-32-hex trace id::
+32-hex trace id: a list, its format version first (FORMAT)::
 
-    {"t": last_seen_ms,
-     "root_service": ..., "root_route": ...,      # present once the root span has been seen
-     "user": "hmac:...", "tenant": ...,           # pseudonym only: the changelog is a Kafka topic
-     "spans": ["<span_id_hex>,<span_id_hex>,...", [[service, name, status_code], ...]]}
+    [2, last_seen_ms, root_service, root_route, user, tenant, span_ids, summaries]
 
-The span summaries (for log correlation, bounded) are the span ids joined in one string and their
-summaries in the same order: two objects per trace rather than a dict and a string per span, ~0.5 KB
-less of a trace's ~1.7 KB (benchmarks/README.md, "Memory flat across backlog sizes"). `load` hands
-them out as a dict {span_id_hex: summary} and `save` packs them again; a dict in the store (written
-by an older version, or a value loaded and not saved) reads the same.
+root_service and root_route are null until the root span has been seen, user is a pseudonym only
+(the changelog is a Kafka topic), tenant null when none. The span summaries (for log correlation,
+bounded) are the span ids joined in one string, "<span_id_hex>,<span_id_hex>,...", and their
+summaries [service, name, status_code] in the same order. A list of eight rather than a dict of six
+keys, and the summaries packed, keep a trace at ~0.7 KB of memory (benchmarks/README.md, "Memory
+flat across backlog sizes"). Version 1, written by older versions and read the same, was a dict:
+{"t": last_seen_ms, "root_service", "root_route", "user", "tenant" (each when known), "spans": [ids,
+summaries] or a dict {span_id_hex: summary}}.
+
+The enricher works on a dict: `load` hands a value out as {"t", "root_service", "root_route", "user",
+"tenant" (each when known), "spans": {span_id_hex: summary}} and `save` stores it in the current
+layout.
 
 The store is the shell's (a dict in replay and tests, a Faust Table in the worker) and is written
-only by assignment, once per trace per learned message. Next to it sits an in-memory index of the
-small part of every value (no span summaries) in least-recently-seen order: enrichment of spans and
-the "is this trace known?" checks of held messages read only the index, and eviction walks it from
-the oldest end. It is rebuilt from the store on start, and must be rebuilt whenever the store
-changes under us: the worker calls `rebuild_index` from the table's recovery callback after every
-rebalance, so recovered traces are evicted like the others and those of partitions gone elsewhere
-leave memory.
+only by assignment, once per trace per learned message. Next to it sits an in-memory index of every
+stored value in least-recently-seen order: enrichment of spans and the "is this trace known?"
+checks of held messages read only the index (a TraceContext of the value's small fields), and
+eviction walks it from the oldest end. It is rebuilt from the store on start, and must be rebuilt
+whenever the store changes under us: the worker calls `rebuild_index` from the table's recovery
+callback after every rebalance, so recovered traces are evicted like the others and those of
+partitions gone elsewhere leave memory.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
+
+FORMAT = 2
+_CONTEXT_FIELDS = ("root_service", "root_route", "user", "tenant")
 
 
 @dataclass(slots=True)
@@ -44,7 +51,10 @@ class TraceContext:
         return self.root_service is not None
 
     @classmethod
-    def of(cls, value: dict) -> TraceContext:
+    def of(cls, value: list | dict) -> TraceContext:
+        """Of a stored value, in either layout (see the module doc)."""
+        if isinstance(value, list):
+            return cls(value[1], value[2], value[3], value[4], value[5])
         return cls(value.get("t", 0), value.get("root_service"), value.get("root_route"),
                    value.get("user"), value.get("tenant"))
 
@@ -57,18 +67,20 @@ class TableCounters:
 
 
 class TraceContextTable:
-    def __init__(self, store: MutableMapping[str, dict], *, ttl_ms: int, max_traces: int,
+    def __init__(self, store: MutableMapping[str, list | dict], *, ttl_ms: int, max_traces: int,
                  max_spans_per_trace: int) -> None:
         self._store = store
         self._ttl_ms = ttl_ms
         self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
-        self._index: OrderedDict[str, TraceContext] = OrderedDict()
+        # key -> the stored value itself (no copy): the order is what the index adds.
+        self._index: OrderedDict[str, list | dict] = OrderedDict()
         self.counters = TableCounters()
         self.rebuild_index()
 
     def rebuild_index(
-        self, owned: Callable[[str], bool] | None = None, local: MutableMapping[str, dict] | None = None
+        self, owned: Callable[[str], bool] | None = None,
+        local: MutableMapping[str, list | dict] | None = None,
     ) -> None:
         """Index every trace in the store, in order of last write. With `owned` (after a rebalance),
         traces it rejects are removed from `local` instead: the store's memory without its changelog
@@ -80,11 +92,11 @@ class TraceContextTable:
             if owned is not None and not owned(key):
                 moved.append(key)
             elif value:
-                contexts.append((key, TraceContext.of(value)))
+                contexts.append((key, value))
         if local is not None:
             for key in moved:
                 local.pop(key, None)
-        contexts.sort(key=lambda item: item[1].last_seen_ms)
+        contexts.sort(key=lambda item: _last_seen_ms(item[1]))
         self._index = OrderedDict(contexts)
 
     def __len__(self) -> int:
@@ -92,33 +104,42 @@ class TraceContextTable:
         return len(self._store)
 
     def context(self, key: str) -> TraceContext | None:
-        context = self._index.get(key)
-        if context is None:
+        value = self._index.get(key)
+        if value is None:
             value = self._store.get(key)
-            if value:
-                context = self._index[key] = TraceContext.of(value)
-        return context
+            if not value:
+                return None
+            self._index[key] = value
+        return TraceContext.of(value)
 
     def span_summaries(self, key: str) -> dict[str, Sequence]:
         value = self._store.get(key)
-        return _unpacked(value.get("spans")) if value else {}
+        if not value:
+            return {}
+        return _unpacked(value[6:] if isinstance(value, list) else value.get("spans"))
 
     def load(self, key: str) -> dict:
-        """The stored value to update, its span summaries as a dict (a fresh value for a new trace);
-        hand it back with `save`."""
+        """The stored value as a dict to update, its span summaries a dict (a fresh value for a new
+        trace); hand it back with `save`."""
         value = self._store.get(key)
         if not value:
             return {"spans": {}}
-        value["spans"] = _unpacked(value.get("spans"))
-        return value
+        if isinstance(value, dict):  # format 1
+            loaded = {name: value[name] for name in ("t", *_CONTEXT_FIELDS) if name in value}
+            loaded["spans"] = _unpacked(value.get("spans"))
+            return loaded
+        fields = zip(_CONTEXT_FIELDS, value[2:6], strict=True)
+        loaded = {name: field for name, field in fields if field is not None}
+        loaded["t"] = value[1]
+        loaded["spans"] = _unpacked(value[6:])
+        return loaded
 
     def save(self, key: str, value: dict, now_ms: int) -> None:
-        value["t"] = now_ms
-        spans = value.get("spans")
-        if isinstance(spans, dict):
-            value["spans"] = [",".join(spans), list(spans.values())]
-        self._store[key] = value
-        self._index[key] = TraceContext.of(value)
+        spans = value["spans"]
+        stored = [FORMAT, now_ms, value.get("root_service"), value.get("root_route"), value.get("user"),
+                  value.get("tenant"), ",".join(spans), list(spans.values())]
+        self._store[key] = stored
+        self._index[key] = stored
         self._index.move_to_end(key)
 
     def evict(self, now_ms: int) -> None:
@@ -130,8 +151,8 @@ class TraceContextTable:
         index, store = self._index, self._store
         cutoff = now_ms - self._ttl_ms
         while index:
-            key, context = next(iter(index.items()))
-            if context.last_seen_ms >= cutoff:
+            key, value = next(iter(index.items()))
+            if _last_seen_ms(value) >= cutoff:
                 break
             del index[key]
             store.pop(key, None)
@@ -142,8 +163,13 @@ class TraceContextTable:
             self.counters.evicted_size += 1
 
 
+def _last_seen_ms(value: list | dict) -> int:
+    return value[1] if isinstance(value, list) else value.get("t", 0)
+
+
 def _unpacked(spans: dict | list | None) -> dict[str, Sequence]:
-    """The span summaries of a stored value as {span_id_hex: summary} (see the module doc)."""
+    """The span summaries of a stored value as {span_id_hex: summary}: from [ids, summaries] or, in
+    format 1, a dict (see the module doc)."""
     if isinstance(spans, dict):
         return spans
     if not spans or not spans[1]:  # by the summaries: a single span id may be empty (malformed input)

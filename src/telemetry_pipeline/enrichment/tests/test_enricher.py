@@ -233,6 +233,22 @@ def test_span_summaries_per_trace_are_bounded() -> None:
     assert enricher.stats().span_summaries_dropped == 2
 
 
+def test_traces_share_one_object_per_distinct_route_tenant_and_span_summary() -> None:
+    store: dict[str, list] = {}
+    enricher = make(store=store)
+    root_attributes = {**ROOT_ATTRIBUTES, "tenant.id": "globex"}
+    for trace in (1, 2):  # one message each: every string read from protobuf is a new object
+        root = S(trace, 1, service="frontend", name="GET /checkout", kind=Span.SPAN_KIND_SERVER,
+                 attributes=root_attributes)
+        run(enricher, Signal.TRACES, traces([root, S(trace, 2, 1, service="frontend", name="cart.lookup")]))
+    first, second = (enricher.traces.load(key) for key in store)
+    assert first["root_route"] == "/checkout/{cart}" and first["tenant"] == "globex"
+    for field in ("root_service", "root_route", "tenant"):
+        assert first[field] is second[field], field
+    assert [*first["spans"].values()] == [*second["spans"].values()]
+    assert all(a is b for a, b in zip(first["spans"].values(), second["spans"].values(), strict=True))
+
+
 def test_index_is_rebuilt_from_the_store_after_a_restart() -> None:
     store: dict[str, dict] = {}
     run(make(store=store), Signal.TRACES, traces(a_trace()))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections import UserDict
 
+import pytest
+
 from telemetry_pipeline.app.worker import key_partition
-from telemetry_pipeline.enrichment.trace_context import TraceContextTable
+from telemetry_pipeline.enrichment.trace_context import FORMAT, TraceContext, TraceContextTable
 
 TTL_MS = 1_000
 
@@ -73,8 +75,8 @@ def test_span_summaries_are_stored_packed_and_read_back_after_a_changelog_round_
     value["spans"].update(summaries)
     table.save(key, value, now_ms=10)
 
-    stored = store.data[key]["spans"]
-    assert not isinstance(stored, dict), "one string and one list per trace, not a dict of strings"
+    stored = store.data[key]
+    assert stored == [FORMAT, 10, None, None, None, None, "00000000000000a1,a2", list(summaries.values())]
     assert table.span_summaries(key) == summaries
     # Recovery gives back what the changelog's JSON holds: lists where there were tuples.
     store.data[key] = json.loads(json.dumps(store.data[key]))
@@ -83,18 +85,40 @@ def test_span_summaries_are_stored_packed_and_read_back_after_a_changelog_round_
     assert table.load(key)["spans"] == table.span_summaries(key)
 
 
-def test_span_summaries_in_the_older_dict_layout_read_the_same_and_are_packed_on_the_next_save() -> None:
+@pytest.mark.parametrize("spans", [
+    {"00000000000000b1": ["cart", "GET /cart", 1]},  # format 1 before the summaries were packed
+    ["00000000000000b1", [["cart", "GET /cart", 1]]],
+])
+def test_a_value_of_format_1_reads_the_same_and_is_stored_in_the_current_format_on_the_next_save(
+    spans: dict | list,
+) -> None:
     store = ChangelogTable()
     key = "c" * 32
-    older = {"spans": {"00000000000000b1": ["cart", "GET /cart", 1]}}
-    store.data[key] = {"t": 5, **older}
+    store.data[key] = {"t": 5, "root_service": "frontend", "root_route": "GET /cart", "user": "hmac:u1",
+                       "spans": spans}
     table = _table(store)
-    assert table.span_summaries(key) == older["spans"]
+    context = table.context(key)
+    assert context is not None and context.root_seen
+    assert context == TraceContext(5, "frontend", "GET /cart", "hmac:u1", None)
+    assert table.span_summaries(key) == {"00000000000000b1": ["cart", "GET /cart", 1]}
     value = table.load(key)
+    assert "tenant" not in value and value["user"] == "hmac:u1"
     value["spans"]["00000000000000b2"] = ["cart", "db", 0]
     table.save(key, value, now_ms=10)
-    assert not isinstance(store.data[key]["spans"], dict)
-    assert table.span_summaries(key) == {**older["spans"], "00000000000000b2": ["cart", "db", 0]}
+    ids, summaries = "00000000000000b1,00000000000000b2", [["cart", "GET /cart", 1], ["cart", "db", 0]]
+    assert store.data[key] == [FORMAT, 10, "frontend", "GET /cart", "hmac:u1", None, ids, summaries]
+    assert table.context(key) == TraceContext(10, "frontend", "GET /cart", "hmac:u1", None)
+
+
+def test_values_of_both_formats_are_evicted_oldest_first() -> None:
+    store = ChangelogTable()
+    store.data["a" * 32] = {"t": 30, "spans": {}}
+    store.data["b" * 32] = [FORMAT, 10, None, None, None, None, "", []]
+    store.data["c" * 32] = {"t": 20, "spans": {}}
+    table = _table(store)
+    table.max_traces = 2
+    table.evict(now_ms=25)
+    assert sorted(store) == ["a" * 32, "c" * 32]
 
 
 def test_a_single_span_with_an_empty_id_keeps_its_summary() -> None:
