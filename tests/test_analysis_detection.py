@@ -7,10 +7,13 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import orjson
+import pytest
 
 from telemetry_pipeline.analysis import DETECTION_KEY, Analysis
+from telemetry_pipeline.app.tables import JsonValues
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, InputRecord
 from telemetry_pipeline.detection import DetectionStateError
@@ -93,9 +96,12 @@ def test_incidents_come_out_of_the_steps_that_cause_them() -> None:
     assert steps == sorted(steps), "events come in step order"
 
 
-def test_a_restart_and_a_redelivery_emit_exactly_the_events_of_an_uninterrupted_run() -> None:
+@pytest.mark.parametrize("json_bytes", [False, True], ids=["objects", "json-bytes"])
+def test_a_restart_and_a_redelivery_emit_exactly_the_events_of_an_uninterrupted_run(json_bytes: bool) -> None:
+    """`json_bytes`: the store holds its values as the worker's table does (JsonValues)."""
     batches, catalog = _workload()
-    store: dict[str, dict] = {}
+    table: dict[str, Any] = {}
+    store = JsonValues(table) if json_bytes else table
     analysis = Analysis(CONFIG, services=catalog, store=store)
     events: list[bytes] = []
     restart_at = len(batches) * 3 // 8  # inside the leak, before the spike resolves
@@ -108,11 +114,11 @@ def test_a_restart_and_a_redelivery_emit_exactly_the_events_of_an_uninterrupted_
         if step.persisted:
             acked = index + 1
         if index == restart_at:
-            recovered = orjson.loads(orjson.dumps(store))  # what a new worker reads from the changelog
+            # What a new worker reads from the changelog.
+            recovered = JsonValues(dict(table)) if json_bytes else orjson.loads(orjson.dumps(table))
             assert any(value.get(DETECTION_KEY) for value in recovered.values())
             analysis = Analysis(CONFIG, services=catalog, store=recovered)
             restarted_with_open = bool(analysis.detection.incidents.open)
-            store = recovered
             for again in batches[max(acked - 3, 0) : index + 1]:  # unacknowledged input, and some acked
                 analysis.add(_copy(again))
                 events += [e.to_json_bytes() for e in analysis.advance().incidents]

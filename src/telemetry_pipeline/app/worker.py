@@ -31,7 +31,12 @@ from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.ordering import InputOrder
 from telemetry_pipeline.app.progress import ProgressReporter
 from telemetry_pipeline.app.startup import check_changelog_partitions
-from telemetry_pipeline.app.tables import await_changelog_metadata, drain_changelogs, keep_changelog_metadata
+from telemetry_pipeline.app.tables import (
+    JsonValues,
+    await_changelog_metadata,
+    drain_changelogs,
+    keep_changelog_metadata,
+)
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
@@ -72,14 +77,14 @@ class _Utf8Codec(codecs.Codec):
 codecs.register("utf8", _Utf8Codec())
 
 
-def _keyed_table(app: faust.App, name: str) -> faust.Table:
+def _keyed_table(app: faust.App, name: str, value_serializer: str = "json") -> faust.Table:
     table = app.Table(name, default=None, use_partitioner=True)
     # Faust derives serializers from key_type/value_type only (json here). Writes to the changelog
     # use the table's serializers, but recovery decodes with the changelog topic's, which app.Table
     # already built (TableManager.add) with json keys: rebuild it with ours, or a restarted worker
     # fails to decode every key ("Error in recovery") and comes back with empty tables.
     table.key_serializer = "utf8"
-    table.value_serializer = "json"
+    table.value_serializer = value_serializer
     table.changelog_topic = table._new_changelog_topic()
     return table
 
@@ -171,7 +176,8 @@ def create_app(config: PipelineConfig) -> faust.App:
     # changelog partition of the input partition its records arrive on (when inputs are keyed by
     # trace id, as the Collector's partition_traces_by_id does).
     trace_context = _keyed_table(app, "trace-context")
-    sli_state = _keyed_table(app, "sli-state")
+    # Values kept as their changelog's JSON bytes (JsonValues): a service's state is ~4x that as objects.
+    sli_state = _keyed_table(app, "sli-state", value_serializer="raw")
     users = UserDirectory()
     services: dict[str, dict] = {}
     metrics = WorkerMetrics(worker.metrics_port, worker.metrics_host)
@@ -546,7 +552,7 @@ class _Shell:
             self._analysis = Analysis(
                 self.config,
                 services=self._services,
-                store=self._sli_state,
+                store=JsonValues(self._sli_state),
                 persist_interval_ms=int(self.config.worker.sli_persist_interval_s * 1000),
             )
             self._analysis.adopt(self.owns_service)
