@@ -251,8 +251,7 @@ class Enricher:
                 if trace_id and not self.knows_trace(trace_id.hex())]
 
     def knows_trace(self, key: str) -> bool:
-        context = self.traces.context(key)
-        return context is not None and context.root_seen
+        return self.traces.root_seen(key)
 
     def set_due(self, messages: Iterable[Message]) -> None:
         """The next `enrich` of each of these messages is final, whatever the caller passes.

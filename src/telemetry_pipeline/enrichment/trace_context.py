@@ -9,8 +9,8 @@ root_service and root_route are null until the root span has been seen, user is 
 (the changelog is a Kafka topic), tenant null when none. The span summaries (for log correlation,
 bounded) are the span ids joined in one string, "<span_id_hex>,<span_id_hex>,...", and their
 summaries [service, name, status_code] in the same order. A list of eight rather than a dict of six
-keys, and the summaries packed, keep a trace at ~0.7 KB of memory (benchmarks/README.md, "Memory
-flat across backlog sizes"). Version 1, written by older versions and read the same, was a dict:
+keys, and the summaries packed, keep a trace at ~0.7 KB of memory (benchmarks/README.md, "A backlog
+ten times the pre-load"). Version 1, written by older versions and read the same, was a dict:
 {"t": last_seen_ms, "root_service", "root_route", "user", "tenant" (each when known), "spans": [ids,
 summaries] or a dict {span_id_hex: summary}}.
 
@@ -104,13 +104,27 @@ class TraceContextTable:
         return len(self._store)
 
     def context(self, key: str) -> TraceContext | None:
-        value = self._index.get(key)
+        value = self._value(key)
+        return None if value is None else TraceContext.of(value)
+
+    def root_seen(self, key: str) -> bool:
+        """Whether the trace's root span has been seen: the hold asks this of every trace its messages
+        wait for on every tick, so without a TraceContext made."""
+        value = self._value(key)
         if value is None:
-            value = self._store.get(key)
+            return False
+        return (value[2] if isinstance(value, list) else value.get("root_service")) is not None
+
+    def _value(self, key: str) -> list | dict | None:
+        value = self._index.get(key)
+        # `in` before reading: a Faust table's miss raises KeyError inside its __getitem__, and most
+        # keys asked for and not indexed are traces not seen yet.
+        if value is None and key in self._store:
+            value = self._store[key]
             if not value:
                 return None
             self._index[key] = value
-        return TraceContext.of(value)
+        return value
 
     def span_summaries(self, key: str) -> dict[str, Sequence]:
         value = self._store.get(key)

@@ -98,7 +98,7 @@ def test_a_value_of_format_1_reads_the_same_and_is_stored_in_the_current_format_
                        "spans": spans}
     table = _table(store)
     context = table.context(key)
-    assert context is not None and context.root_seen
+    assert context is not None and context.root_seen and table.root_seen(key)
     assert context == TraceContext(5, "frontend", "GET /cart", "hmac:u1", None)
     assert table.span_summaries(key) == {"00000000000000b1": ["cart", "GET /cart", 1]}
     value = table.load(key)
@@ -108,6 +108,16 @@ def test_a_value_of_format_1_reads_the_same_and_is_stored_in_the_current_format_
     ids, summaries = "00000000000000b1,00000000000000b2", [["cart", "GET /cart", 1], ["cart", "db", 0]]
     assert store.data[key] == [FORMAT, 10, "frontend", "GET /cart", "hmac:u1", None, ids, summaries]
     assert table.context(key) == TraceContext(10, "frontend", "GET /cart", "hmac:u1", None)
+
+
+def test_root_seen_reads_either_format_and_unknown_traces_are_not_seen() -> None:
+    store = ChangelogTable()
+    store.data["a" * 32] = {"t": 5, "spans": {}}  # format 1, no root yet
+    store.data["b" * 32] = [FORMAT, 5, None, None, "hmac:u1", None, "", []]  # a user, no root yet
+    store.data["c" * 32] = [FORMAT, 5, "frontend", "GET /cart", None, None, "", []]
+    table = _table(store)
+    assert [table.root_seen(key * 32) for key in "abcd"] == [False, False, True, False]
+    assert table.context("d" * 32) is None
 
 
 def test_values_of_both_formats_are_evicted_oldest_first() -> None:
