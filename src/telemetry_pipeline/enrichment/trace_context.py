@@ -12,7 +12,10 @@ summaries [service, name, status_code] in the same order. A list of eight rather
 keys, and the summaries packed, keep a trace at ~0.7 KB of memory (benchmarks/README.md, "A backlog
 ten times the pre-load"). Version 1, written by older versions and read the same, was a dict:
 {"t": last_seen_ms, "root_service", "root_route", "user", "tenant" (each when known), "spans": [ids,
-summaries] or a dict {span_id_hex: summary}}.
+summaries] or a dict {span_id_hex: summary}}. A value of a version this code does not know (a newer
+worker's, met in a rolling deploy) counts as absent, never misread: its trace is unseen here, and the
+next save of it writes this version. Versions before 2 cannot read version 2: rolling back past it
+needs the trace-context changelog topic deleted first (README, "Known limits").
 
 The enricher works on a dict: `load` hands a value out as {"t", "root_service", "root_route", "user",
 "tenant" (each when known), "spans": {span_id_hex: summary}} and `save` stores it in the current
@@ -91,7 +94,7 @@ class TraceContextTable:
         for key, value in self._store.items():
             if owned is not None and not owned(key):
                 moved.append(key)
-            elif value:
+            elif value and _readable(value):
                 contexts.append((key, value))
         if local is not None:
             for key in moved:
@@ -121,14 +124,14 @@ class TraceContextTable:
         # keys asked for and not indexed are traces not seen yet.
         if value is None and key in self._store:
             value = self._store[key]
-            if not value:
+            if not value or not _readable(value):
                 return None
             self._index[key] = value
         return value
 
     def span_summaries(self, key: str) -> dict[str, Sequence]:
         value = self._store.get(key)
-        if not value:
+        if not value or not _readable(value):
             return {}
         return _unpacked(value[6:] if isinstance(value, list) else value.get("spans"))
 
@@ -136,7 +139,7 @@ class TraceContextTable:
         """The stored value as a dict to update, its span summaries a dict (a fresh value for a new
         trace); hand it back with `save`."""
         value = self._store.get(key)
-        if not value:
+        if not value or not _readable(value):
             return {"spans": {}}
         if isinstance(value, dict):  # format 1
             loaded = {name: value[name] for name in ("t", *_CONTEXT_FIELDS) if name in value}
@@ -175,6 +178,11 @@ class TraceContextTable:
             key, _ = index.popitem(last=False)
             store.pop(key, None)
             self.counters.evicted_size += 1
+
+
+def _readable(value: list | dict) -> bool:
+    """Format 1 (a dict) or this one (see the module doc)."""
+    return isinstance(value, dict) or value[0] == FORMAT
 
 
 def _last_seen_ms(value: list | dict) -> int:

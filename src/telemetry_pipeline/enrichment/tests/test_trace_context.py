@@ -120,6 +120,20 @@ def test_root_seen_reads_either_format_and_unknown_traces_are_not_seen() -> None
     assert table.context("d" * 32) is None
 
 
+def test_a_value_of_a_format_this_code_does_not_know_counts_as_absent_and_is_replaced_on_save() -> None:
+    store = ChangelogTable()
+    key = "f" * 32
+    store.data[key] = [FORMAT + 1, 5, {"a": "layout"}, "of", "a", "newer", "worker", []]
+    table = _table(store)
+    assert table.context(key) is None and not table.root_seen(key)
+    assert table.span_summaries(key) == {}
+    value = table.load(key)
+    assert value == {"spans": {}}
+    value["root_service"] = "frontend"
+    table.save(key, value, now_ms=10)
+    assert store.data[key][:3] == [FORMAT, 10, "frontend"] and table.root_seen(key)
+
+
 def test_values_of_both_formats_are_evicted_oldest_first() -> None:
     store = ChangelogTable()
     store.data["a" * 32] = {"t": 30, "spans": {}}
