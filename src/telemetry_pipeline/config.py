@@ -163,7 +163,7 @@ class WorkerConfig(_Section):
     # at most, after an agent's batch: the agent waits for the rest to drain. Faust does not bound it.
     changelog_buffer_messages: int = Field(1000, gt=0)
     # While the spans input has a backlog, the logs agent stops taking input once the enrichment
-    # hold (logs waiting for their trace's root span, kept decoded) has more input bytes than this;
+    # hold (logs waiting for their trace's root span, kept as their records' bytes) has more than this;
     # enrichment.max_held_bytes still releases the oldest early beyond its own bound.
     hold_wait_bytes: int = Field(2 * 1024 * 1024, gt=0)
     # A metrics partition read this far (event time) ahead of the slowest one with a backlog is paused

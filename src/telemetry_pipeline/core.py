@@ -212,8 +212,8 @@ class Core:
 
     def logs_outrun_spans(self) -> bool:
         """Whether the logs read ahead of a spans backlog fill the hold past `worker.hold_wait_bytes`:
-        held messages are kept decoded (several times their size) until the spans pass them, so reading
-        further ahead would turn the backlog into memory. Never while the spans wait for the logs
+        held messages (their records' bytes) stay until the spans pass them, so reading further ahead
+        would turn the backlog into memory. Never while the spans wait for the logs
         (`spans_outrun_logs`): each would wait for the other."""
         if self.held.held_bytes <= self._hold_wait_bytes:
             return False
