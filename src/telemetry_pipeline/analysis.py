@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.detection import Detection, IncidentEvent, MaintenanceWindow
-from telemetry_pipeline.sli import SliEngine, SliPartial, SliSnapshot, SloResolver
+from telemetry_pipeline.sli import JsonValues, SliEngine, SliPartial, SliSnapshot, SloResolver
 
 # The key of a service's detection state inside its value in the store (next to its SLI state).
 DETECTION_KEY = "detection"
@@ -65,17 +65,17 @@ class Analysis:
         config: PipelineConfig,
         *,
         services: Mapping[str, dict],
-        store: MutableMapping[str, dict],
+        store: MutableMapping[str, bytes],
         persist_interval_ms: int | None = None,
     ) -> None:
-        """`services`: the service catalog (SLO overrides), live. `store`: where the state persists
-        (the worker's changelogged table, or a dict). Without `persist_interval_ms` the state is
-        written only at evaluation steps."""
+        """`services`: the service catalog (SLO overrides), live. `store`: where the state persists,
+        one JSON value per service (the worker's changelogged table, or a dict; sli/state.py). Without
+        `persist_interval_ms` the state is written only at evaluation steps."""
         self.slos = SloResolver(
             config.slos, config.slo_defaults, services, max_period_ms=config.sli.retention_ms
         )
         self.detection = Detection(config.detection, self.slos, services, config.maintenance)
-        self._store = _WithDetection(store)
+        self._store = _WithDetection(JsonValues(store))
         self.engine = SliEngine(config.sli, self.slos, self._store)
         self._restore_detection(set(), self.engine.services())
         self._noted: set[str] = set()  # services with redaction notes the engine did not apply

@@ -1,10 +1,4 @@
-"""Faust tables: their values as JSON bytes, and the producer's metadata their writes need.
-
-A table with a raw value serializer holding JSON bytes, seen through `JsonValues`, keeps a value at
-about a quarter of what its decoded objects take (the SLI state, benchmarks/README.md), and the
-bytes are a snapshot: Faust serializes a value only when its producer sends the changelog record,
-so an object changed after the write would otherwise go out changed. The changelog carries the same
-JSON as with Faust's json serializer, so either reads the other's records.
+"""Faust tables: the producer's metadata their writes need, and a bound on their pending writes.
 
 Table writes need the producer's metadata for the table's changelog topic.
 
@@ -28,37 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator, MutableMapping
-from typing import Any
+from collections.abc import Iterable
 
 import faust
-import orjson
-
-
-class JsonValues(MutableMapping[str, Any]):
-    """A table of JSON bytes as a mapping of decoded values: each read decodes a fresh copy, each
-    write encodes one (see the module doc)."""
-
-    def __init__(self, table: MutableMapping[str, bytes]) -> None:
-        self.table = table
-
-    def __getitem__(self, key: str) -> Any:
-        return orjson.loads(self.table[key])
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.table[key] = orjson.dumps(value)
-
-    def __delitem__(self, key: str) -> None:
-        del self.table[key]
-
-    def __contains__(self, key: object) -> bool:  # without decoding the value
-        return key in self.table
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.table)
-
-    def __len__(self) -> int:
-        return len(self.table)
 
 
 async def await_changelog_metadata(app: faust.App, tables: Iterable[faust.Table]) -> None:

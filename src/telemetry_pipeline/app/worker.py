@@ -31,12 +31,7 @@ from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.ordering import InputOrder
 from telemetry_pipeline.app.progress import ProgressReporter
 from telemetry_pipeline.app.startup import check_changelog_partitions
-from telemetry_pipeline.app.tables import (
-    JsonValues,
-    await_changelog_metadata,
-    drain_changelogs,
-    keep_changelog_metadata,
-)
+from telemetry_pipeline.app.tables import await_changelog_metadata, drain_changelogs, keep_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
@@ -176,7 +171,7 @@ def create_app(config: PipelineConfig) -> faust.App:
     # changelog partition of the input partition its records arrive on (when inputs are keyed by
     # trace id, as the Collector's partition_traces_by_id does).
     trace_context = _keyed_table(app, "trace-context")
-    # Values kept as their changelog's JSON bytes (JsonValues): a service's state is ~4x that as objects.
+    # Values kept as their changelog's JSON bytes (sli/state.py): a service's state is ~4x that as objects.
     sli_state = _keyed_table(app, "sli-state", value_serializer="raw")
     users = UserDirectory()
     services: dict[str, dict] = {}
@@ -552,7 +547,7 @@ class _Shell:
             self._analysis = Analysis(
                 self.config,
                 services=self._services,
-                store=JsonValues(self._sli_state),
+                store=self._sli_state,
                 persist_interval_ms=int(self.config.worker.sli_persist_interval_s * 1000),
             )
             self._analysis.adopt(self.owns_service)

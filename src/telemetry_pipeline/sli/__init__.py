@@ -29,12 +29,14 @@ from telemetry_pipeline.sli.partials import (
 )
 from telemetry_pipeline.sli.slo import ResolvedSlo, SloResolver
 from telemetry_pipeline.sli.snapshot import SliSnapshot, render_sli_schema, sli_json_schema, write_sli_schema
+from telemetry_pipeline.sli.state import JsonValues
 
 __all__ = [
     "AggregatorStats",
     "BucketTier",
     "CompletenessWeights",
     "EngineStats",
+    "JsonValues",
     "PartialAggregator",
     "PartialsError",
     "ResolvedSlo",

@@ -142,7 +142,7 @@ def run_scenario(
     directory = UserDirectory()
     directory.load(users)
     core = Core(config, trace_store={}, users=directory, services=catalog, wall_clock=False)
-    store: dict[str, dict] = {}
+    store: dict[str, bytes] = {}
     analysis = Analysis(config, services=catalog, store=store)
     run = Run()
 
@@ -152,7 +152,7 @@ def run_scenario(
         run.events.extend(step.incidents)
         run.steps += len({snapshot.window_end for snapshot in step.snapshots})
         if restart_at_step is not None and steps_before < restart_at_step <= run.steps:
-            store = orjson.loads(orjson.dumps(store))
+            store = dict(store)  # what a new worker recovers from the changelog
             analysis = Analysis(config, services=catalog, store=store)
 
     messages = iter_messages(gen)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
+
+from telemetry_pipeline.sli import JsonValues
 
 T0_NS = 1_800_000_000_000_000_000  # 2027-01-15T08:00:00Z, a whole hour
 MS = 1_000_000
@@ -118,9 +119,10 @@ def checkout_request_durations(error_status: int) -> MetricsData:
     )
 
 
-class ChangelogStore(dict):
-    """A dict store that keeps a JSON copy of what is assigned, as a changelog-backed table does:
-    a change made in place and never assigned back is lost on recovery here too."""
+class ChangelogStore(JsonValues):
+    """The worker's store over a dict: what is assigned is kept as JSON, as a changelog-backed table
+    keeps it, so a change made in place and never assigned back is lost on recovery here too.
+    `recovered`: the store whose records a changelog recovery gives back, copied."""
 
-    def __setitem__(self, key: str, value: dict) -> None:
-        super().__setitem__(key, orjson.loads(orjson.dumps(value)))
+    def __init__(self, recovered: ChangelogStore | None = None) -> None:
+        super().__init__(dict(recovered.table) if recovered is not None else {})

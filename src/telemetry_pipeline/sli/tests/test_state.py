@@ -1,10 +1,13 @@
-"""The SLI state changelog format is versioned: old values load, unknown versions fail clearly."""
+"""The SLI state changelog format is versioned: old values load, unknown versions fail clearly. Its
+store (JsonValues) keeps snapshots: the engine's live state never leaks into a written value."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from telemetry_pipeline.sli.state import STATE_VERSION, ServiceState, StateFormatError, StateStore
+from telemetry_pipeline.sli.state import STATE_VERSION, JsonValues, ServiceState, StateFormatError, StateStore
 
 
 def _state() -> ServiceState:
@@ -73,10 +76,10 @@ def test_an_unknown_version_fails_naming_it_not_the_value(version: object, shown
 
 
 def test_a_saved_value_stays_as_saved_while_the_state_goes_on() -> None:
-    """Faust's memory table keeps the value object and serializes it only when the changelog record
-    is sent: changes the engine makes after saving must not reach it (nor a loaded state's changes the
-    value it was loaded from)."""
-    store: dict[str, dict] = {}
+    """The engine goes on with the very objects it saved (no copy is made): Faust would serialize a
+    kept object only when the changelog record is sent, so the store (JsonValues) keeps the bytes, and a
+    loaded state shares nothing with the value it was loaded from."""
+    store = JsonValues({})
     state = _state()
     StateStore(store).save(state)
     state.sources["otlp_spans[0]"][0] = 9
@@ -87,3 +90,40 @@ def test_a_saved_value_stays_as_saved_while_the_state_goes_on() -> None:
     loaded.sources["otlp_spans[0]"][0] = 11
     loaded.tiers[1].append([0, 1])
     assert StateStore(store).load() == {"checkout": _state()}
+
+
+def test_a_write_is_a_snapshot_and_a_read_a_fresh_copy() -> None:
+    table: dict[str, bytes] = {}
+    values = JsonValues(table)
+    state = {"tiers": [[[60_000, 3]]], "sources": {"otlp_spans[0]": [7, 120_000, ""]}}
+    values["checkout"] = state
+    state["tiers"][0].append([120_000, 1])  # changed after the write, before Faust would send it
+    assert isinstance(table["checkout"], bytes)
+    read = values["checkout"]
+    assert read == {"tiers": [[[60_000, 3]]], "sources": {"otlp_spans[0]": [7, 120_000, ""]}}
+    read["tiers"].clear()
+    assert values["checkout"]["tiers"] == [[[60_000, 3]]]
+
+
+def test_the_bytes_are_the_json_faust_wrote_before_and_read_its_records() -> None:
+    """Records written with Faust's json serializer (the changelog before this layout) load, and
+    the bytes written now are JSON any reader of the changelog decodes the same."""
+    value = {"version": 3, "late_dropped": 2, "detection": None, "series": {}}
+    table = {"checkout": json.dumps(value).encode()}
+    values = JsonValues(table)
+    assert values["checkout"] == value
+    values["cart"] = value
+    assert json.loads(table["cart"]) == value
+
+
+def test_membership_and_deletion_go_to_the_table() -> None:
+    table = {"checkout": b"not json"}  # never decoded by these
+    values = JsonValues(table)
+    assert "checkout" in values and "cart" not in values
+    assert list(values) == ["checkout"] and len(values) == 1
+    del values["checkout"]
+    assert table == {}
+    assert values.get("checkout") is None
+    with pytest.raises(KeyError):
+        values["checkout"]
+
