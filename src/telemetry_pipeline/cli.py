@@ -94,10 +94,11 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
 
 def _worker(args: argparse.Namespace) -> int:
     from telemetry_pipeline.app import run_worker
-    from telemetry_pipeline.app.startup import ChangelogPartitionsMismatch
+    from telemetry_pipeline.app.startup import ChangelogPartitionsMismatch, limit_malloc_arenas
     from telemetry_pipeline.kafka.connection import KafkaUnavailable, await_broker
 
     config = _load(args)
+    limit_malloc_arenas(config.worker.malloc_arenas)  # before the first client starts its threads
     try:
         await_broker(config.kafka, config.worker.startup_timeout_s, settings_hint=WORKER_BROKER_SETTINGS)
         run_worker(config, loglevel=args.loglevel)

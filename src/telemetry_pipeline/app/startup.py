@@ -1,13 +1,29 @@
-"""Start-up checks of the worker: the table changelogs' partition counts. (The bounded wait for the
-broker, shared with the commands, is `kafka.connection.await_broker`.)"""
+"""Start-up of the worker: its malloc arenas, and the check of the table changelogs' partition counts.
+(The bounded wait for the broker, shared with the commands, is `kafka.connection.await_broker`.)"""
 
 from __future__ import annotations
 
+import ctypes
+import os
 from collections.abc import Iterable
 
 from confluent_kafka.admin import AdminClient
 
 from telemetry_pipeline.config import KafkaConfig
+
+_M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def limit_malloc_arenas(arenas: int | None) -> bool:
+    """Cap glibc's malloc arenas at `arenas` (worker.malloc_arenas); call before any thread starts.
+    False when not applied: no cap asked, MALLOC_ARENA_MAX set (the operator's word wins), or no glibc."""
+    if arenas is None or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # musl, macOS: no such library or no mallopt
+        return False
 
 
 class ChangelogPartitionsMismatch(RuntimeError):
