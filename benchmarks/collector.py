@@ -69,6 +69,7 @@ from throughput import (
     terminate_on_sigterm,
 )
 
+from telemetry_pipeline.cache import cache_dir
 from telemetry_pipeline.config import PipelineConfig, load_config
 from telemetry_pipeline.generate import GeneratedMessage, OutputTopics, produce_context
 from telemetry_pipeline.kafka import broker
@@ -88,7 +89,7 @@ SDK_ENCODER = "opentelemetry-exporter-otlp-proto-common trace_encoder.encode_spa
 
 
 def peer_dir() -> Path:
-    return broker.cache_dir() / f"otelcol-{COLLECTOR_VERSION}"
+    return cache_dir() / f"otelcol-{COLLECTOR_VERSION}"
 
 
 def build_peer(console: Console) -> Path:
@@ -97,7 +98,7 @@ def build_peer(console: Console) -> Path:
     binary = out / PEER_BINARY
     if binary.exists():
         return binary
-    tools = broker.cache_dir() / "ocb"
+    tools = cache_dir() / "ocb"
     builder = tools / "builder"
     env = {**os.environ, "GOBIN": str(tools), "GOFLAGS": "-buildvcs=false"}
     with console.status(f"installing the Collector Builder ({BUILDER_MODULE})"):

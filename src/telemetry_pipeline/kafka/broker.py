@@ -30,6 +30,8 @@ import psutil
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from telemetry_pipeline.cache import cache_dir
+
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
 MAVEN_DEPENDENCIES = (
@@ -74,11 +76,6 @@ class Broker:
     # False when `start` found this broker already running: the caller should not stop it.
     started: bool = True
     secure: SecureListeners | None = None
-
-
-def cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "telemetry-pipeline"
 
 
 def default_data_dir(port: int) -> Path:

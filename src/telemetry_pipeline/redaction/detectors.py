@@ -22,6 +22,7 @@ import hyperscan
 import phonenumbers
 from stdnum import bitcoin
 
+from telemetry_pipeline.cache import compile_database
 from telemetry_pipeline.redaction.national_ids import ID_STARTS, PUBLISHED_EXAMPLES, NationalIds
 from telemetry_pipeline.redaction.service_tokens import (
     RULES,
@@ -450,16 +451,12 @@ def find(text: str, national_ids: NationalIds = ALL_NATIONAL_IDS) -> list[Findin
 def rule_database() -> hyperscan.Database:
     """Every service-token rule's own regex in Hyperscan's prefilter mode (a superset of its
     matches), the rule's index as its id: one pass over the text says which rules to run. Compiled
-    once per process (~0.4 s of CPU), when a `Redactor` is built rather than on the first scan."""
+    once per process (~0.4 s of CPU, or loaded from telemetry_pipeline.cache), when a `Redactor` is built
+    rather than on the first scan."""
     patterns = loose_patterns()
     flags = [hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
              | (hyperscan.HS_FLAG_CASELESS if caseless else 0) for _, caseless in patterns]
-    database = hyperscan.Database()
-    database.compile(
-        expressions=[pattern for pattern, _ in patterns], flags=flags, ids=list(range(len(patterns))),
-        elements=len(patterns),
-    )
-    return database
+    return compile_database([pattern for pattern, _ in patterns], flags)
 
 
 def _find_service_tokens(text: str) -> list[Finding]:

@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import hyperscan
 
+from telemetry_pipeline.cache import compile_database
 from telemetry_pipeline.redaction.config import RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector
 from telemetry_pipeline.redaction.national_ids import loose_shapes
@@ -338,10 +339,10 @@ def _database(
     key_patterns: tuple[tuple[bytes, int], ...], national_ids: bytes | None = None
 ) -> tuple[hyperscan.Database, int]:
     """One compiled database per set of key names and regions (compiling takes a while; configs
-    are few). `national_ids`: the regions' identifier shapes (None: every region's, b"": none).
-    The service-token rules (service_tokens.py) are in it too, in Hyperscan's prefilter mode (a
-    superset of each rule's matches) as value hits: one pass over the bytes, not two (a second
-    pass cost ~0.4 us per span)."""
+    are few; telemetry_pipeline.cache keeps it for the next process). `national_ids`: the regions'
+    identifier shapes (None: every region's, b"": none). The service-token rules (service_tokens.py)
+    are in it too, in Hyperscan's prefilter mode (a superset of each rule's matches) as value hits:
+    one pass over the bytes, not two (a second pass cost ~0.4 us per span)."""
     caseless = hyperscan.HS_FLAG_CASELESS
     loose = LOOSE_PATTERNS if national_ids is None else {**LOOSE_PATTERNS, Detector.NATIONAL_ID: national_ids}
     patterns = [(_CONTAINER, 0), (FOLDED_LETTER, 0), (_OTHER_DIGIT, 0)]
@@ -353,11 +354,7 @@ def _database(
     ]
     first_key_id = len(patterns)
     patterns += key_patterns
-    database = hyperscan.Database()
-    database.compile(
-        expressions=[pattern for pattern, _ in patterns], flags=[flags for _, flags in patterns],
-        ids=list(range(len(patterns))), elements=len(patterns),
-    )
+    database = compile_database([pattern for pattern, _ in patterns], [flags for _, flags in patterns])
     return database, first_key_id
 
 
