@@ -94,7 +94,7 @@ class TraceContextTable:
         for key, value in self._store.items():
             if owned is not None and not owned(key):
                 moved.append(key)
-            elif value and _readable(value):
+            elif _readable(value):
                 contexts.append((key, value))
         if local is not None:
             for key in moved:
@@ -123,23 +123,27 @@ class TraceContextTable:
         # `in` before reading: a Faust table's miss raises KeyError inside its __getitem__, and most
         # keys asked for and not indexed are traces not seen yet.
         if value is None and key in self._store:
-            value = self._store[key]
-            if not value or not _readable(value):
-                return None
-            self._index[key] = value
+            value = self._stored(key)
+            if value is not None:
+                self._index[key] = value
         return value
 
-    def span_summaries(self, key: str) -> dict[str, Sequence]:
+    def _stored(self, key: str) -> list | dict | None:
+        """The store's value for `key` if this code can read it (see `_readable`)."""
         value = self._store.get(key)
-        if not value or not _readable(value):
+        return value if _readable(value) else None
+
+    def span_summaries(self, key: str) -> dict[str, Sequence]:
+        value = self._stored(key)
+        if value is None:
             return {}
         return _unpacked(value[6:] if isinstance(value, list) else value.get("spans"))
 
     def load(self, key: str) -> dict:
         """The stored value as a dict to update, its span summaries a dict (a fresh value for a new
         trace); hand it back with `save`."""
-        value = self._store.get(key)
-        if not value or not _readable(value):
+        value = self._stored(key)
+        if value is None:
             return {"spans": {}}
         if isinstance(value, dict):  # format 1
             loaded = {name: value[name] for name in ("t", *_CONTEXT_FIELDS) if name in value}
@@ -180,9 +184,9 @@ class TraceContextTable:
             self.counters.evicted_size += 1
 
 
-def _readable(value: list | dict) -> bool:
-    """Format 1 (a dict) or this one (see the module doc)."""
-    return isinstance(value, dict) or value[0] == FORMAT
+def _readable(value: list | dict | None) -> bool:
+    """A value of format 1 (a dict) or of this one (see the module doc); not an empty one."""
+    return bool(value) and (isinstance(value, dict) or value[0] == FORMAT)
 
 
 def _last_seen_ms(value: list | dict) -> int:
