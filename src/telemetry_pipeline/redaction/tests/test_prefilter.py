@@ -248,16 +248,38 @@ def test_hits_in_ids_timestamps_and_trace_state_visit_nothing() -> None:
     _both_ways(logs)
 
 
-def test_nesting_beyond_max_depth_is_visited_even_without_findings() -> None:
+def _tree(depth: int) -> AnyValue:
+    """Maps and arrays nested `depth` deep, alternating, around a clean string."""
     value = AnyValue(string_value="leaf")
-    for depth in range(10):
-        value = AnyValue(array_value=ArrayValue(values=[value])) if depth % 2 else AnyValue(
-            kvlist_value=KeyValueList(values=[_kv(f"level{depth}", value)]))
+    for level in range(depth):
+        value = AnyValue(array_value=ArrayValue(values=[value])) if level % 2 else AnyValue(
+            kvlist_value=KeyValueList(values=[_kv(f"level{level}", value)]))
+    return value
+
+
+def test_nesting_beyond_max_depth_is_visited_even_without_findings() -> None:
     spans = [_clean_span(number) for number in range(3)]
-    spans[1].attributes.append(_kv("app.tree", value))
+    spans[1].attributes.append(_kv("app.tree", _tree(10)))
     message = _traces(spans)
     assert 1 in _visited(message)[0]
     assert _both_ways(message)[1] == {("checkout", "max_depth"): 1}
+
+
+def test_log_records_nesting_beyond_max_depth_in_attributes_or_body_are_visited_and_plain_ones_not() -> None:
+    # A log attribute's header (LogRecord field 6, then KeyValue.key) and a string body (field 5,
+    # then AnyValue.string_value) have the bytes of a map or array value's header after them.
+    plain = [_kv(f"app.field{number}", f"value {number}") for number in range(12)]
+    records = [
+        LogRecord(body=AnyValue(string_value="ok"), attributes=plain),
+        LogRecord(body=_tree(10), attributes=plain),
+        LogRecord(body=AnyValue(string_value="ok"), attributes=[*plain, _kv("app.tree", _tree(10))]),
+        LogRecord(body=AnyValue(string_value="ok"), attributes=[_kv("app.tree", _tree(5))]),
+    ]
+    resource = Resource(attributes=[_kv("service.name", "checkout")])
+    scope = ScopeLogs(log_records=records)
+    logs = LogsData(resource_logs=[ResourceLogs(resource=resource, scope_logs=[scope])])
+    assert _visited(logs) == [[1, 2]]
+    assert _both_ways(logs)[1] == {("checkout", "max_depth"): 2}
 
 
 # -- payloads that do not fit, failure ------------------------------------------------------------
