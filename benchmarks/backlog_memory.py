@@ -6,10 +6,11 @@ For each backlog size (spans, with the logs and metrics the generator makes alon
 one workload, so the smaller backlogs are the start of the larger), creates fresh topics, pre-loads
 the backlog, starts one `telemetry-pipeline worker`, samples its RSS every 0.1 s (psutil) until every
 input message has come out on the `.clean` topics, stops it and deletes the topics. Writes
-`results/<stamp>-backlog-memory.json`: per backlog the peak RSS, the seconds from the worker's start
-to the last output, spans per second over that time, and the worker's CPU seconds; the ratio of the
-largest backlog's peak to the smallest's; and the worker settings overridden through `TP_*`
-variables (set them in this command's environment to compare settings).
+`results/<stamp>-backlog-memory.json`: per backlog the peak RSS and the highest RSS in each tenth of
+the run (a level reached early and held is a bound; a rise to the end is growth), the seconds from
+the worker's start to the last output, spans per second over that time, and the worker's CPU
+seconds; the ratio of the largest backlog's peak to the smallest's; and the worker settings
+overridden through `TP_*` variables (set them in this command's environment to compare settings).
 """
 
 from __future__ import annotations
@@ -64,27 +65,33 @@ RSS_INTERVAL_S = 0.1
 CEILING_MB = 250  # the speed issue's target for one worker on the pre-loaded run
 
 
-class PeakRss(threading.Thread):
-    """The highest RSS a process reaches, sampled every RSS_INTERVAL_S until it ends or `stop`."""
+class RssSamples(threading.Thread):
+    """A process's RSS every RSS_INTERVAL_S until it ends or `stop`."""
 
     def __init__(self, pid: int) -> None:
-        super().__init__(name="peak-rss", daemon=True)
+        super().__init__(name="rss-samples", daemon=True)
         self._process = psutil.Process(pid)
         self._stop_event = threading.Event()
-        self.peak = 0
+        self.samples: list[int] = []
         self.start()
 
     def run(self) -> None:
         while not self._stop_event.wait(RSS_INTERVAL_S):
             try:
-                self.peak = max(self.peak, self._process.memory_info().rss)
+                self.samples.append(self._process.memory_info().rss)
             except psutil.Error:
                 return
 
-    def stop(self) -> int:
+    def stop(self) -> list[int]:
         self._stop_event.set()
         self.join()
-        return self.peak
+        return self.samples
+
+
+def _highest_per_tenth(samples: list[int]) -> list[float]:
+    """The highest RSS (MB) in each tenth of the samples, in order."""
+    tenths = [samples[len(samples) * i // 10:len(samples) * (i + 1) // 10] for i in range(10)]
+    return [round(max(tenth) / MB, 1) for tenth in tenths if tenth]
 
 
 def measure(
@@ -108,7 +115,7 @@ def measure(
         metrics_port = _free_port()
         workers.start(1, run, bootstrap, work_dir, "warning", {"TP_WORKER__METRICS_PORT": str(metrics_port)})
         started = time.time()
-        rss = PeakRss(workers.processes[0].pid)
+        rss = RssSamples(workers.processes[0].pid)
         with console.status(f"backlog of {spans:,} spans: waiting for the worker"):
             while len(reader.seen) < len(workload.messages):
                 if time.time() - started > args.timeout:
@@ -119,14 +126,15 @@ def measure(
                 workers.check_alive()
                 time.sleep(0.2)
         cpu_s = workers.sample()[0].cpu_s
-        peak = rss.stop()
+        samples = rss.stop()
         enrichment = _enrichment_figures(metrics_port)
         last_out = max(arrived for arrived, *_ in reader.arrivals) / 1e9
         return {
             "spans": workload.items()[Signal.TRACES],
             "messages": len(workload.messages),
             "payload_bytes": sum(len(message.payload) for message in workload.messages),
-            "peak_rss_mb": round(peak / MB, 1),
+            "peak_rss_mb": round(max(samples) / MB, 1),
+            "rss_mb_highest_per_tenth": _highest_per_tenth(samples),
             "seconds_to_last_output": round(last_out - started, 2),
             "spans_per_s": round(rate(workload.items()[Signal.TRACES], last_out - started), 1),
             "worker_cpu_s": round(cpu_s, 2),
@@ -186,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"backlog {result['spans']:,} spans: peak RSS {result['peak_rss_mb']:.0f} MB, "
                           f"{result['spans_per_s']:,.0f} spans/s; logs with their trace's context "
                           f"{enriched.get('logs_with_trace_context', 0):,.0f} of "
-                          f"{enriched.get('logs_with_trace_id', 0):,.0f}")
+                          f"{enriched.get('logs_with_trace_id', 0):,.0f}; highest RSS per tenth of the run "
+                          f"{' '.join(f'{mb:.0f}' for mb in result['rss_mb_highest_per_tenth'])} MB")
             runs.append(result)
     peaks = [run["peak_rss_mb"] for run in runs]
     summary = {
