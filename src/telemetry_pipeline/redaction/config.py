@@ -97,7 +97,8 @@ class RedactionConfig(BaseModel):
     # like the OTel Collector's redaction processor.
     summary_attributes: bool = False
     # Scan results of repeated values (routes, hosts, SQL) are kept; bounded, cleared when full.
-    value_cache_size: int = Field(65_536, ge=0)
+    # Repeated values are few: 16,384 costs no CPU against 65,536 on the benchmark workload.
+    value_cache_size: int = Field(16_384, ge=0)
 
     @model_validator(mode="after")
     def _check_actions(self) -> RedactionConfig:
