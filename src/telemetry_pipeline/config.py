@@ -147,8 +147,9 @@ class WorkerConfig(_Section):
     batch_max_messages: int = Field(64, gt=0)
     batch_within_s: float = Field(0.05, gt=0)
     # A batch is processed in runs of at most this many input bytes (an OTLP message decoded takes
-    # about 6x its size, and its outputs are held encoded until delivered). 2 MiB rather than 4:
-    # ~25 MB less at the level a long backlog holds, the same CPU per span (benchmarks/README.md).
+    # about 6x its size, and its outputs are held encoded until delivered). 2 MiB rather than 4 (with
+    # redaction.value_cache_size 16,384): ~30 MB less at the level a long backlog holds, the same CPU
+    # per span (benchmarks/README.md, "A level, not a slope").
     batch_max_bytes: int = Field(2 * 1024 * 1024, gt=0)
     # Input fetched ahead of the agents, which a backlog fills: per partition per fetch (aiokafka's
     # max_partition_fetch_bytes), per fetch response, all partitions together (fetch_max_bytes;

@@ -97,7 +97,8 @@ class RedactionConfig(BaseModel):
     # like the OTel Collector's redaction processor.
     summary_attributes: bool = False
     # Scan results of repeated values (routes, hosts, SQL) are kept; bounded, cleared when full.
-    # Repeated values are few: 16,384 costs no CPU against 65,536 on the benchmark workload.
+    # Repeated values are few: 16,384 (with 2 MiB runs) cost no CPU per span against 65,536 on the
+    # benchmark workload (benchmarks/README.md, "A level, not a slope").
     value_cache_size: int = Field(16_384, ge=0)
 
     @model_validator(mode="after")
