@@ -70,6 +70,7 @@ from telemetry_pipeline.otlp import Signal
 SEQ_HEADER, TS_HEADER = "bench.seq", "bench.ts"
 SAMPLE_INTERVAL_S = 0.5
 LAG_INTERVAL_S = 1.0
+SLOWEST_SHOWN = 12  # messages listed with their time in the run, a paced run's tail
 TARGETS = {"spans_per_s_one_worker": 50_000, "p99_latency_ms_at_half_rate": 500, "peak_rss_mb": 250}
 # A paced run's latency target is judged on the messages produced after this many seconds of it (what an
 # operator sees once a worker runs); the first seconds' tail (one-time costs of the first records) is
@@ -906,6 +907,16 @@ def _after_startup(arrivals: list[tuple[int, Signal, int, int]]) -> dict[str, An
         "p99": _percentile(steady, 0.99) if steady else None,
         "max": steady[-1] if steady else None,
         "messages": len(steady),
+        # Where the tail lies in the run: periodic work (a table's persistence, a GC pass) shows as
+        # slow messages at regular times.
+        "slowest": [
+            {"produced_s": round((at - min(produced_ns)) / 1e9, 2), "produced_unix_s": round(at / 1e9, 2),
+             "signal": ITEM_NAMES[signal_], "ms": round(latency / 1e6, 1)}
+            for (_, signal_, _, latency), at in sorted(
+                zip(arrivals, produced_ns, strict=True), key=lambda pair: -pair[0][3]
+            )
+            if at >= cutoff_ns
+        ][:SLOWEST_SHOWN],
     }
 
 

@@ -30,7 +30,7 @@ from telemetry_pipeline.app.delivery import Delivery, OutboundRecord, Sending
 from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.ordering import InputOrder
 from telemetry_pipeline.app.progress import ProgressReporter
-from telemetry_pipeline.app.startup import check_changelog_partitions
+from telemetry_pipeline.app.startup import check_changelog_partitions, freeze_startup_objects
 from telemetry_pipeline.app.tables import await_changelog_metadata, drain_changelogs, keep_changelog_metadata
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
@@ -832,4 +832,5 @@ def run_worker(config: PipelineConfig, loglevel: str = "info") -> None:
             super().on_setup_root_logger(logger, level)
             lograte.install(config.worker.log_repeat_interval_s)
 
+    freeze_startup_objects()
     _Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
