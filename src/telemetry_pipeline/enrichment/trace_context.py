@@ -10,12 +10,16 @@ root_service and root_route are null until the root span has been seen, user is 
 bounded) are the span ids joined in one string, "<span_id_hex>,<span_id_hex>,...", and their
 summaries [service, name, status_code] in the same order. A list of eight rather than a dict of six
 keys, and the summaries packed, keep a trace at ~0.7 KB of memory (benchmarks/README.md, "A backlog
-ten times the pre-load"). Version 1, written by older versions and read the same, was a dict:
-{"t": last_seen_ms, "root_service", "root_route", "user", "tenant" (each when known), "spans": [ids,
-summaries] or a dict {span_id_hex: summary}}. A value of a version this code does not know (a newer
-worker's, met in a rolling deploy) counts as absent, never misread: its trace is unseen here, and the
-next save of it writes this version. Versions before 2 cannot read version 2: rolling back past it
-needs the trace-context changelog topic deleted first (README, "Known limits").
+ten times the pre-load"). This code keeps the values it saves as tuples (the same JSON): tuples of
+strings and numbers are not tracked by Python's garbage collector, which would otherwise walk two
+objects per trace, 100,000 at the bound, in every full collection that every agent waits through;
+values recovered from the changelog are lists, read the same. Version 1, written by older versions
+and read the same, was a dict: {"t": last_seen_ms, "root_service", "root_route", "user", "tenant"
+(each when known), "spans": [ids, summaries] or a dict {span_id_hex: summary}}. A value of a version
+this code does not know (a newer worker's, met in a rolling deploy) counts as absent, never misread:
+its trace is unseen here, and the next save of it writes this version. Versions before 2 cannot read
+version 2: rolling back past it needs the trace-context changelog topic deleted first (README, "Known
+limits").
 
 The enricher works on a dict: `load` hands a value out as {"t", "root_service", "root_route", "user",
 "tenant" (each when known), "spans": {span_id_hex: summary}} and `save` stores it in the current
@@ -38,6 +42,9 @@ from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 FORMAT = 2
+# A stored value: a tuple as this code saves it, a list as recovered from the changelog's JSON, a dict
+# in format 1.
+Stored = tuple | list | dict
 _CONTEXT_FIELDS = ("root_service", "root_route", "user", "tenant")
 
 
@@ -54,12 +61,12 @@ class TraceContext:
         return self.root_service is not None
 
     @classmethod
-    def of(cls, value: list | dict) -> TraceContext:
+    def of(cls, value: Stored) -> TraceContext:
         """Of a stored value, in either layout (see the module doc)."""
-        if isinstance(value, list):
-            return cls(value[1], value[2], value[3], value[4], value[5])
-        return cls(value.get("t", 0), value.get("root_service"), value.get("root_route"),
-                   value.get("user"), value.get("tenant"))
+        if isinstance(value, dict):
+            return cls(value.get("t", 0), value.get("root_service"), value.get("root_route"),
+                       value.get("user"), value.get("tenant"))
+        return cls(value[1], value[2], value[3], value[4], value[5])
 
 
 @dataclass(slots=True)
@@ -70,20 +77,20 @@ class TableCounters:
 
 
 class TraceContextTable:
-    def __init__(self, store: MutableMapping[str, list | dict], *, ttl_ms: int, max_traces: int,
+    def __init__(self, store: MutableMapping[str, Stored], *, ttl_ms: int, max_traces: int,
                  max_spans_per_trace: int) -> None:
         self._store = store
         self._ttl_ms = ttl_ms
         self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
         # key -> the stored value itself (no copy): the order is what the index adds.
-        self._index: OrderedDict[str, list | dict] = OrderedDict()
+        self._index: OrderedDict[str, Stored] = OrderedDict()
         self.counters = TableCounters()
         self.rebuild_index()
 
     def rebuild_index(
         self, owned: Callable[[str], bool] | None = None,
-        local: MutableMapping[str, list | dict] | None = None,
+        local: MutableMapping[str, Stored] | None = None,
     ) -> None:
         """Index every trace in the store, in order of last write. With `owned` (after a rebalance),
         traces it rejects are removed from `local` instead: the store's memory without its changelog
@@ -116,9 +123,9 @@ class TraceContextTable:
         value = self._value(key)
         if value is None:
             return False
-        return (value[2] if isinstance(value, list) else value.get("root_service")) is not None
+        return (value.get("root_service") if isinstance(value, dict) else value[2]) is not None
 
-    def _value(self, key: str) -> list | dict | None:
+    def _value(self, key: str) -> Stored | None:
         value = self._index.get(key)
         # `in` before reading: a Faust table's miss raises KeyError inside its __getitem__, and most
         # keys asked for and not indexed are traces not seen yet.
@@ -128,7 +135,7 @@ class TraceContextTable:
                 self._index[key] = value
         return value
 
-    def _stored(self, key: str) -> list | dict | None:
+    def _stored(self, key: str) -> Stored | None:
         """The store's value for `key` if this code can read it (see `_readable`)."""
         value = self._store.get(key)
         return value if _readable(value) else None
@@ -137,7 +144,7 @@ class TraceContextTable:
         value = self._stored(key)
         if value is None:
             return {}
-        return _unpacked(value[6:] if isinstance(value, list) else value.get("spans"))
+        return _unpacked(value.get("spans") if isinstance(value, dict) else value[6:])
 
     def load(self, key: str) -> dict:
         """The stored value as a dict to update, its span summaries a dict (a fresh value for a new
@@ -157,8 +164,8 @@ class TraceContextTable:
 
     def save(self, key: str, value: dict, now_ms: int) -> None:
         spans = value["spans"]
-        stored = [FORMAT, now_ms, value.get("root_service"), value.get("root_route"), value.get("user"),
-                  value.get("tenant"), ",".join(spans), list(spans.values())]
+        stored = (FORMAT, now_ms, value.get("root_service"), value.get("root_route"), value.get("user"),
+                  value.get("tenant"), ",".join(spans), tuple(spans.values()))
         self._store[key] = stored
         self._index[key] = stored
         self._index.move_to_end(key)
@@ -184,16 +191,16 @@ class TraceContextTable:
             self.counters.evicted_size += 1
 
 
-def _readable(value: list | dict | None) -> bool:
+def _readable(value: Stored | None) -> bool:
     """A value of format 1 (a dict) or of this one (see the module doc); not an empty one."""
     return bool(value) and (isinstance(value, dict) or value[0] == FORMAT)
 
 
-def _last_seen_ms(value: list | dict) -> int:
-    return value[1] if isinstance(value, list) else value.get("t", 0)
+def _last_seen_ms(value: Stored) -> int:
+    return value.get("t", 0) if isinstance(value, dict) else value[1]
 
 
-def _unpacked(spans: dict | list | None) -> dict[str, Sequence]:
+def _unpacked(spans: dict | Sequence | None) -> dict[str, Sequence]:
     """The span summaries of a stored value as {span_id_hex: summary}: from [ids, summaries] or, in
     format 1, a dict (see the module doc)."""
     if isinstance(spans, dict):
