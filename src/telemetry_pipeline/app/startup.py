@@ -32,8 +32,8 @@ def freeze_startup_objects() -> None:
     """Move every object made so far (modules, classes, functions, the configuration, the core with
     its rule databases: ~50,000) to the collector's permanent generation. None is ever garbage, and
     each full collection walked them again, a pause every agent waits through: 52-108 ms against
-    10-45 ms without them in a paced run (benchmarks/README.md, "The latency tail"). Objects let go
-    are still freed by reference counting."""
+    10-45 ms without them in a paced run (benchmarks/README.md, "The latency tail at half
+    capacity"). Objects let go are still freed by reference counting."""
     gc.collect()
     gc.freeze()
 
