@@ -64,16 +64,3 @@ def test_the_spans_never_wait_for_logs_read_to_their_end_or_without_a_spans_back
     assert not core.spans_outrun_logs()
     core.set_sources({SPANS: False}, {})  # no logs input
     assert not core.spans_outrun_logs()
-
-
-def test_live_spans_less_than_a_batch_behind_never_wait_and_a_backlog_of_a_batch_does() -> None:
-    """A message just come is no backlog: waiting for the logs' next one would only be latency."""
-    core, spans, _logs = _core(max_traces=40)
-    core.set_sources({SPANS: False}, {LOGS: False})
-    core.process(spans[:20], 0)
-    assert core.spans_outrun_logs()  # how much is unread not known: a backlog
-    batch = load_config().worker.batch_max_messages
-    core.set_sources({SPANS: False}, {LOGS: False}, spans_unread=batch - 1)
-    assert not core.spans_outrun_logs()
-    core.set_sources({SPANS: False}, {LOGS: False}, spans_unread=batch)
-    assert core.spans_outrun_logs()

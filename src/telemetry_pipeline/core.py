@@ -179,25 +179,17 @@ class Core:
         self._span_sources: dict[str, bool] = {}
         self._log_sources: dict[str, bool] = {}
         self._read_to: dict[str, int] = {}
-        # Span messages still to read, all partitions together (the shell says; None: not known). Fewer
-        # than a batch is live input, which the spans never wait for (`spans_outrun_logs`).
-        self._spans_unread: int | None = None
-        self._live_unread = config.worker.batch_max_messages
 
     @property
     def read_to(self) -> Mapping[str, int]:
         """Per input partition ("topic[n]"), the newest event time read from it."""
         return self._read_to
 
-    def set_sources(
-        self, spans: Mapping[str, bool], logs: Mapping[str, bool], *, spans_unread: int | None = None
-    ) -> None:
+    def set_sources(self, spans: Mapping[str, bool], logs: Mapping[str, bool]) -> None:
         """The spans and logs partitions the shell reads, each with whether it is caught up: held
         messages wait for the spans with a backlog to pass their event time (`HoldBuffer`), and the
-        spans wait for the logs when the trace-context table runs short (`spans_outrun_logs`).
-        `spans_unread`: the span messages still to read, all partitions together, when known."""
+        spans wait for the logs when the trace-context table runs short (`spans_outrun_logs`)."""
         self._span_sources, self._log_sources = dict(spans), dict(logs)
-        self._spans_unread = spans_unread
 
     def spans_backlog(self) -> bool:
         """Whether some spans partition has records still to read (as of the shell's last look)."""
@@ -208,14 +200,9 @@ class Core:
         trace-context table is past `_SPANS_WAIT_TABLE_FILL` of its bound, and with a backlog of both
         the spans are read more than `enrichment.grace_period_ms` past the logs (in event time). The
         shell then pauses the spans partitions. It cannot stall the logs: they wait (in the hold) only
-        for spans a grace past their own event time, and those are read already while this holds.
-        Live spans, less than a batch (`worker.batch_max_messages`) still to read, never wait: a
-        message that has just come is no backlog, and waiting for the logs' next message is only
-        latency (250-315 ms of a paced run's tail, the table half full after ~45 s at 5,000 spans/s)."""
+        for spans a grace past their own event time, and those are read already while this holds."""
         table = self.enricher.traces
         if len(table) < _SPANS_WAIT_TABLE_FILL * table.max_traces:
-            return False
-        if self._spans_unread is not None and self._spans_unread < self._live_unread:
             return False
         spans, logs = self._spans_progress(), _progress(self._log_sources, self._read_to)
         if not logs.backlog or spans.read_to_ms is None:

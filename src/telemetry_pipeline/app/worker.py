@@ -265,8 +265,7 @@ def create_app(config: PipelineConfig) -> faust.App:
             await delivery.send(reports)
         if shell.core_ready():
             inputs = {signal: of_topic(topics.input(signal), inputs_done) for signal in Signal}
-            spans_unread = shell.sources.unread(topics.input(Signal.TRACES))
-            shell.core().set_sources(inputs[Signal.TRACES], inputs[Signal.LOGS], spans_unread=spans_unread)
+            shell.core().set_sources(inputs[Signal.TRACES], inputs[Signal.LOGS])
         shell.pace_inputs(inputs_done)
         await shell.tables_writable()
         if shell.core_ready():
@@ -701,7 +700,6 @@ class _Sources:
         self._looks: deque[tuple[int, dict[TP, int]]] = deque(maxlen=64)  # (wall ms, processed), newest last
         self._last: dict[str, bool] = {}
         self._last_sli: dict[str, bool] = {}
-        self._unread: dict[TP, int] = {}  # per input partition: records still to read, as of the last look
 
     def processed(self, events: Iterable[EventT]) -> None:
         for event in events:
@@ -748,15 +746,10 @@ class _Sources:
         covered_at = min((ends[tp][1] for tp in partials), default=now)
         covered = next((look for at, look in reversed(self._looks) if at <= covered_at), {})
         self._last = {_source_name(tp): processed[tp] >= ends[tp][0] for tp in inputs}
-        self._unread = {tp: max(ends[tp][0] - processed[tp], 0) for tp in inputs}
         self._last_sli = {
             _source_name(tp): partials_read and covered.get(tp, -1) >= ends[tp][0] for tp in inputs
         }
         return self._last, self._last_sli
-
-    def unread(self, topic: str) -> int:
-        """Records of `topic` still to read in this worker's partitions, as of the last look."""
-        return sum(count for tp, count in self._unread.items() if tp.topic == topic)
 
     async def _end_offsets(self, tps: list[TP], now_ms: int) -> dict[TP, tuple[int, int]]:
         """Per partition: its end offset and the wall time (ms) it is known to hold from."""
