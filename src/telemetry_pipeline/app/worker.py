@@ -679,8 +679,7 @@ class _Shell:
 
 class _Sources:
     """Which of this worker's input partitions (the three signals' topics) are caught up, for the
-    watermark and the enrichment hold, and how many records each has still to read (the spans' wait
-    for the logs is for a backlog only). A partition is caught up when every record before its end
+    watermark and the enrichment hold. A partition is caught up when every record before its end
     offset is processed, and, for the SLIs, its partials have reached the engine: every assigned
     `sli-partials` partition is processed to an end offset read after that. Processed means by the
     agents (not merely fetched), counting from the committed offset at start.
