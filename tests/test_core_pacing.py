@@ -64,3 +64,14 @@ def test_the_spans_never_wait_for_logs_read_to_their_end_or_without_a_spans_back
     assert not core.spans_outrun_logs()
     core.set_sources({SPANS: False}, {})  # no logs input
     assert not core.spans_outrun_logs()
+
+
+def test_the_spans_never_wait_while_both_inputs_are_live() -> None:
+    """Live input always has the message that has just come unread: that is no backlog, and a wait
+    for the logs' next message would only be latency."""
+    core, spans, _logs = _core(max_traces=40)
+    core.set_sources({SPANS: False}, {LOGS: False})
+    core.process(spans[:20], 0)
+    assert core.spans_outrun_logs()
+    core.set_sources({SPANS: False}, {LOGS: False}, live=True)
+    assert not core.spans_outrun_logs()

@@ -179,17 +179,22 @@ class Core:
         self._span_sources: dict[str, bool] = {}
         self._log_sources: dict[str, bool] = {}
         self._read_to: dict[str, int] = {}
+        self._inputs_live = False  # the shell says: no backlog on either input (`spans_outrun_logs`)
 
     @property
     def read_to(self) -> Mapping[str, int]:
         """Per input partition ("topic[n]"), the newest event time read from it."""
         return self._read_to
 
-    def set_sources(self, spans: Mapping[str, bool], logs: Mapping[str, bool]) -> None:
+    def set_sources(
+        self, spans: Mapping[str, bool], logs: Mapping[str, bool], *, live: bool = False
+    ) -> None:
         """The spans and logs partitions the shell reads, each with whether it is caught up: held
         messages wait for the spans with a backlog to pass their event time (`HoldBuffer`), and the
-        spans wait for the logs when the trace-context table runs short (`spans_outrun_logs`)."""
+        spans wait for the logs when the trace-context table runs short (`spans_outrun_logs`). `live`:
+        both inputs have at most the message that has just come still to read in each partition."""
         self._span_sources, self._log_sources = dict(spans), dict(logs)
+        self._inputs_live = live
 
     def spans_backlog(self) -> bool:
         """Whether some spans partition has records still to read (as of the shell's last look)."""
@@ -200,9 +205,13 @@ class Core:
         trace-context table is past `_SPANS_WAIT_TABLE_FILL` of its bound, and with a backlog of both
         the spans are read more than `enrichment.grace_period_ms` past the logs (in event time). The
         shell then pauses the spans partitions. It cannot stall the logs: they wait (in the hold) only
-        for spans a grace past their own event time, and those are read already while this holds."""
+        for spans a grace past their own event time, and those are read already while this holds.
+        Never while both inputs are live: a message that has just come is no backlog, and waiting for
+        the logs' next one is only latency (250-315 ms of a paced run's tail; benchmarks/README.md, "The
+        latency tail at half capacity"). Not for live spans alone: at a backlog's end the last span
+        messages would push out the traces of the logs still far behind."""
         table = self.enricher.traces
-        if len(table) < _SPANS_WAIT_TABLE_FILL * table.max_traces:
+        if len(table) < _SPANS_WAIT_TABLE_FILL * table.max_traces or self._inputs_live:
             return False
         spans, logs = self._spans_progress(), _progress(self._log_sources, self._read_to)
         if not logs.backlog or spans.read_to_ms is None:

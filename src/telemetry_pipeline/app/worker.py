@@ -265,7 +265,8 @@ def create_app(config: PipelineConfig) -> faust.App:
             await delivery.send(reports)
         if shell.core_ready():
             inputs = {signal: of_topic(topics.input(signal), inputs_done) for signal in Signal}
-            shell.core().set_sources(inputs[Signal.TRACES], inputs[Signal.LOGS])
+            live = all(shell.sources.live(topics.input(signal)) for signal in (Signal.TRACES, Signal.LOGS))
+            shell.core().set_sources(inputs[Signal.TRACES], inputs[Signal.LOGS], live=live)
         shell.pace_inputs(inputs_done)
         await shell.tables_writable()
         if shell.core_ready():
@@ -679,10 +680,11 @@ class _Shell:
 
 class _Sources:
     """Which of this worker's input partitions (the three signals' topics) are caught up, for the
-    watermark and the enrichment hold. A partition is caught up when every record before its end
-    offset is processed, and, for the SLIs, its partials have reached the engine: every assigned
-    `sli-partials` partition is processed to an end offset read after that. Processed means by the
-    agents (not merely fetched), counting from the committed offset at start.
+    watermark and the enrichment hold, and which inputs are live (the spans' wait for the logs is for
+    backlogs). A partition is caught up when every record before its end offset is processed, and,
+    for the SLIs, its partials have reached the engine: every assigned `sli-partials` partition is
+    processed to an end offset read after that. Processed means by the agents (not merely fetched),
+    counting from the committed offset at start.
 
     End offsets come from the fetcher's last response for the partition (aiokafka's `highwater`, free)
     when it is at most `_FETCH_FRESH_MS` old; only the others cost a broker round trip (ListOffsets,
@@ -699,6 +701,7 @@ class _Sources:
         self._looks: deque[tuple[int, dict[TP, int]]] = deque(maxlen=64)  # (wall ms, processed), newest last
         self._last: dict[str, bool] = {}
         self._last_sli: dict[str, bool] = {}
+        self._unread: dict[TP, int] = {}  # per input partition: records still to read, as of the last look
 
     def processed(self, events: Iterable[EventT]) -> None:
         for event in events:
@@ -745,10 +748,17 @@ class _Sources:
         covered_at = min((ends[tp][1] for tp in partials), default=now)
         covered = next((look for at, look in reversed(self._looks) if at <= covered_at), {})
         self._last = {_source_name(tp): processed[tp] >= ends[tp][0] for tp in inputs}
+        self._unread = {tp: ends[tp][0] - processed[tp] for tp in inputs}
         self._last_sli = {
             _source_name(tp): partials_read and covered.get(tp, -1) >= ends[tp][0] for tp in inputs
         }
         return self._last, self._last_sli
+
+    def live(self, topic: str) -> bool:
+        """Whether each of this worker's partitions of `topic` had at most one record still to read (the
+        one that has just come) at the last look; False before any look or with none assigned."""
+        unread = [count for tp, count in self._unread.items() if tp.topic == topic]
+        return bool(unread) and max(unread) <= 1
 
     async def _end_offsets(self, tps: list[TP], now_ms: int) -> dict[TP, tuple[int, int]]:
         """Per partition: its end offset and the wall time (ms) it is known to hold from."""
