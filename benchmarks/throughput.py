@@ -897,7 +897,8 @@ def _figures(
 def _after_startup(arrivals: list[tuple[int, Signal, int, int]]) -> dict[str, Any]:
     """Latency of the messages produced STARTUP_S or more after the first one (producer timestamps)."""
     produced_ns = [arrived - latency for arrived, _, _, latency in arrivals]
-    cutoff_ns = min(produced_ns) + STARTUP_S * 1e9
+    start_ns = min(produced_ns)
+    cutoff_ns = start_ns + STARTUP_S * 1e9
     steady = sorted(
         latency / 1e6 for (_, _, _, latency), at in zip(arrivals, produced_ns, strict=True) if at >= cutoff_ns
     )
@@ -910,7 +911,7 @@ def _after_startup(arrivals: list[tuple[int, Signal, int, int]]) -> dict[str, An
         # Where the tail lies in the run: periodic work (a table's persistence, a GC pass) shows as
         # slow messages at regular times.
         "slowest": [
-            {"produced_s": round((at - min(produced_ns)) / 1e9, 2), "produced_unix_s": round(at / 1e9, 2),
+            {"produced_s": round((at - start_ns) / 1e9, 2), "produced_unix_s": round(at / 1e9, 2),
              "signal": ITEM_NAMES[signal_], "ms": round(latency / 1e6, 1)}
             for (_, signal_, _, latency), at in sorted(
                 zip(arrivals, produced_ns, strict=True), key=lambda pair: -pair[0][3]
