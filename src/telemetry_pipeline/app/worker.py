@@ -747,8 +747,8 @@ class _Sources:
         partials_read = all(self._processed(tp) >= ends[tp][0] for tp in partials)
         covered_at = min((ends[tp][1] for tp in partials), default=now)
         covered = next((look for at, look in reversed(self._looks) if at <= covered_at), {})
-        self._last = {_source_name(tp): processed[tp] >= ends[tp][0] for tp in inputs}
         self._unread = {tp: ends[tp][0] - processed[tp] for tp in inputs}
+        self._last = {_source_name(tp): unread <= 0 for tp, unread in self._unread.items()}
         self._last_sli = {
             _source_name(tp): partials_read and covered.get(tp, -1) >= ends[tp][0] for tp in inputs
         }
