@@ -28,6 +28,7 @@ from tests.chaos.conftest import ChaosTable
 from tests.integration.harness import (
     Deployment,
     OutputItems,
+    RoundRobin,
     TopicReader,
     await_worker_ready,
     clean_topics,
@@ -107,6 +108,7 @@ PAGE = "slo_burn_rate/frontend/availability:page"
 BURN_GOES_ON_UNTIL = "2026-01-01T00:19:00Z"  # the last step whose 5m window still burns (1 min of errors)
 PAST_THE_BURN = "2026-01-01T00:21:00Z"
 HELD_TRACE, KNOWN_TRACE = 9_000_001, 9_000_002
+PARTITIONS = 2
 SIGNAL_TOPICS = {Signal.TRACES: "otlp_spans", Signal.METRICS: "otlp_metrics", Signal.LOGS: "otlp_logs"}
 
 
@@ -116,6 +118,7 @@ class _Run:
 
     def __init__(self, d: Deployment, metrics_port: int) -> None:
         self.d = d
+        self.keyless = RoundRobin(PARTITIONS)
         self.metrics_port = metrics_port
         self.expected: Counter[tuple] = Counter()
         self.outputs = OutputItems(d)
@@ -124,7 +127,11 @@ class _Run:
 
     def produce(self, signal: Signal, records: list[tuple[bytes | None, bytes]]) -> None:
         self.expected.update(count_items((signal, payload) for _key, payload in records))
-        produce(self.d.bootstrap, self.d.topic(SIGNAL_TOPICS[signal]), records)
+        # Keyless records (the workload's metrics and logs) round-robin: with `idle_after` an hour, a
+        # partition none of the last chunks reached would hold the watermark before 00:21 (CI saw it).
+        keyless = all(key is None for key, _value in records)
+        targets = self.keyless.next(signal, len(records)) if keyless else None
+        produce(self.d.bootstrap, self.d.topic(SIGNAL_TOPICS[signal]), records, targets)
 
     def feed(self, chunk: list[GeneratedMessage]) -> None:
         for signal in Signal:
@@ -182,7 +189,7 @@ def test_sigkill_with_held_messages_and_an_open_incident_restores_every_table(
     kafka_bootstrap: str, tmp_path: Path, chaos_table: ChaosTable
 ) -> None:
     metrics_port = free_port()
-    d = deploy(kafka_bootstrap, tmp_path, extra={
+    d = deploy(kafka_bootstrap, tmp_path, partitions=PARTITIONS, extra={
         "worker": {"group_instance_id": "worker-1", "batch_within_s": 0.05, "metrics_port": metrics_port},
         # Wide lateness and no idle watermark (wall time is far past the workload's event time);
         # a grace long enough to see the held messages in the metric before the kill.

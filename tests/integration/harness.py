@@ -467,6 +467,21 @@ def event_time_chunks(
     return [chunks[index] for index in sorted(chunks)]
 
 
+class RoundRobin:
+    """Partitions for successive records of each signal, round-robin over a topic's partitions: every
+    input partition's event time moves on. (librdkafka's partitioner sends a short run of keyless
+    records mostly to one partition; one left behind holds the SLI watermark for `sli.idle_after`.)"""
+
+    def __init__(self, partitions: int) -> None:
+        self._partitions = partitions
+        self._next = dict.fromkeys(Signal, 0)
+
+    def next(self, signal: Signal, count: int) -> list[int]:
+        first = self._next[signal]
+        self._next[signal] += count
+        return [(first + i) % self._partitions for i in range(count)]
+
+
 class PacedFeed:
     """Feeds a deployment's input topics one chunk of generated messages at a time, each spread
     round-robin over a topic's partitions and sent once the previous chunk is through ingest (as many
@@ -475,11 +490,11 @@ class PacedFeed:
     the .clean topics and the deployment's topics `also` (e.g. sli, incidents) from the beginning."""
 
     def __init__(self, deployment: Deployment, partitions: int, also: Iterable[str] = ()) -> None:
-        self._deployment, self._partitions = deployment, partitions
+        self._deployment = deployment
+        self._placement = RoundRobin(partitions)
         self._clean = set(clean_topics(deployment))
         self.reader = TopicReader(deployment.bootstrap, [*self._clean, *map(deployment.topic, also)])
         self._sent = 0
-        self._next_partition = dict.fromkeys(Signal, 0)
         self._values: dict[str, list[Any]] = {}  # topic -> JSON values of the `also` topics
         self._decoded_until = 0
 
@@ -487,9 +502,7 @@ class PacedFeed:
         topics = self._deployment.generator_topics()
         for signal in Signal:
             records = [(m.key, m.payload) for m in chunk if m.signal is signal]
-            first = self._next_partition[signal]
-            self._next_partition[signal] += len(records)
-            targets = [(first + i) % self._partitions for i in range(len(records))]
+            targets = self._placement.next(signal, len(records))
             produce(self._deployment.bootstrap, topics.for_signal(signal), records, targets)
         self._sent += len(chunk)
         self.reader.read_until(
