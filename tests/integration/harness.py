@@ -518,6 +518,10 @@ class PacedFeed:
         self._decoded_until = len(self.reader.messages)
         return self._values.get(self._deployment.topic(name), [])
 
+    def latest_step(self) -> str:
+        """The newest `window_end` among the snapshots read (the deployment's `sli` topic in `also`)."""
+        return max((snapshot["window_end"] for snapshot in self.values("sli")), default="")
+
 
 ROOT_SERVICE = EnrichmentConfig().attributes.root_service
 

@@ -106,10 +106,6 @@ def _triggers(events: list[dict]) -> set[tuple[str, str]]:
     }
 
 
-def _latest_step(feed: PacedFeed) -> str:
-    return max((snapshot["window_end"] for snapshot in feed.values("sli")), default="")
-
-
 def test_worker_raises_each_faults_incident_on_its_service_as_replay_does(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -133,7 +129,7 @@ def test_worker_raises_each_faults_incident_on_its_service_as_replay_does(
                 ):
                     feed.send(chunk)
                 feed.reader.read_until(
-                    lambda _read: _latest_step(feed) >= SNAPSHOTS_PAST,
+                    lambda _read: feed.latest_step() >= SNAPSHOTS_PAST,
                     timeout_s=120,
                     what=f"snapshots of {SNAPSHOTS_PAST}",
                 )

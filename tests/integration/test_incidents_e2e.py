@@ -23,12 +23,12 @@ import pytest
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.generate import GeneratedMessage, GeneratorConfig, context_records, iter_messages
 from telemetry_pipeline.generate.sinks import write_jsonl
-from telemetry_pipeline.otlp import Signal
 from telemetry_pipeline.replay import run_replay
 from tests.integration.harness import (
-    TopicReader,
+    PacedFeed,
     await_worker_ready,
     deploy,
+    event_time_chunks,
     produce,
     read_all,
     running_worker,
@@ -67,8 +67,6 @@ CHUNK = timedelta(minutes=5)
 RESTART_AFTER_CHUNKS = 4  # 20 minutes of event time: the frontend page is open
 COMPARED_UNTIL = "2026-01-01T00:30:00Z"  # steps both sides reach: the worker's last is 00:35
 PARTITIONS = 2
-SIGNAL_TOPICS = {Signal.TRACES: "otlp_spans", Signal.METRICS: "otlp_metrics", Signal.LOGS: "otlp_logs"}
-CLEAN_TOPICS = ["otlp_spans.clean", "otlp_metrics.clean", "otlp_logs.clean"]
 COMPARED_FIELDS = (
     "dedup_key",
     "action",
@@ -79,14 +77,6 @@ COMPARED_FIELDS = (
     "started_at",
     "resolved_at",
 )
-
-
-def _chunks(messages: list[GeneratedMessage]) -> list[list[GeneratedMessage]]:
-    start_ns, chunk_ns = WORKLOAD.start_ns(), CHUNK // timedelta(microseconds=1) * 1000
-    chunks: dict[int, list[GeneratedMessage]] = {}
-    for message in messages:
-        chunks.setdefault((message.event_time_ns - start_ns) // chunk_ns, []).append(message)
-    return [chunks[index] for index in sorted(chunks)]
 
 
 def _replayed(messages: list[GeneratedMessage], catalog: dict, workdir: Path) -> list[dict]:
@@ -107,46 +97,6 @@ def _replayed(messages: list[GeneratedMessage], catalog: dict, workdir: Path) ->
     return [orjson.loads(line) for line in (workdir / "out" / "incidents.jsonl").read_bytes().splitlines()]
 
 
-class _Feed:
-    """Produces chunks round-robin over each topic's partitions, each once the previous is through."""
-
-    def __init__(self, bootstrap: str, topic: Any) -> None:
-        self._bootstrap, self._topic = bootstrap, topic
-        self._reader = TopicReader(bootstrap, [topic(name) for name in [*CLEAN_TOPICS, "sli", "incidents"]])
-        self._fed = 0
-        self._next = dict.fromkeys(Signal, 0)
-
-    def chunk(self, chunk: list[GeneratedMessage]) -> None:
-        for signal, topic in SIGNAL_TOPICS.items():
-            messages = [m for m in chunk if m.signal is signal]
-            partitions = [(self._next[signal] + i) % PARTITIONS for i in range(len(messages))]
-            self._next[signal] += len(messages)
-            produce(self._bootstrap, self._topic(topic), [(m.key, m.payload) for m in messages], partitions)
-        self._fed += len(chunk)
-        clean = {self._topic(name) for name in CLEAN_TOPICS}
-        self._reader.read_until(
-            lambda msgs: sum(m.topic() in clean for m in msgs) >= self._fed,
-            what=f"{self._fed} .clean records",
-        )
-
-    def events(self) -> list[dict]:
-        incidents = self._topic("incidents")
-        return [orjson.loads(m.value()) for m in self._reader.messages if m.topic() == incidents]
-
-    def wait(self, done: Any, what: str, timeout_s: float = 90) -> None:
-        self._reader.read_until(lambda _msgs: done(self), timeout_s=timeout_s, what=what)
-
-    def last_step(self) -> str:
-        sli = self._topic("sli")
-        return max(
-            (orjson.loads(m.value())["window_end"] for m in self._reader.messages if m.topic() == sli),
-            default="",
-        )
-
-    def close(self) -> None:
-        self._reader.close()
-
-
 def _fields(event: dict) -> tuple:
     return tuple(event[name] for name in COMPARED_FIELDS)
 
@@ -156,32 +106,35 @@ def test_worker_emits_replays_incidents_suppresses_in_maintenance_and_survives_s
 ) -> None:
     messages = [m for m in iter_messages(WORKLOAD) if not m.is_garbage]
     _users, catalog = context_records(WORKLOAD)
-    chunks = _chunks(messages)
+    chunks = event_time_chunks(messages, WORKLOAD.start_ns(), CHUNK)
     deployment = deploy(kafka_bootstrap, tmp_path, CONFIG, partitions=PARTITIONS)
     topic = deployment.topic
     produce(
         kafka_bootstrap, topic("service-catalog"), [(k.encode(), orjson.dumps(v)) for k, v in catalog.items()]
     )
     produce(kafka_bootstrap, topic("maintenance"), [(WINDOW_ID.encode(), orjson.dumps(WINDOW))])
-    feed = _Feed(kafka_bootstrap, topic)
+    feed = PacedFeed(deployment, PARTITIONS, also=["sli", "incidents"])
     page_key = "slo_burn_rate/frontend/availability:page"
     try:
         with running_worker(deployment, "worker-1") as process:
             await_worker_ready(deployment)
             for chunk in chunks[:RESTART_AFTER_CHUNKS]:
-                feed.chunk(chunk)
-            feed.wait(lambda f: any(e["dedup_key"] == page_key for e in f.events()), "the frontend page")
+                feed.send(chunk)
+            paged = lambda _msgs: any(e["dedup_key"] == page_key for e in feed.values("incidents"))  # noqa: E731
+            feed.reader.read_until(paged, 90, "the frontend page")
             process.send_signal(SIGTERM)
             process.wait(timeout=60)
         with running_worker(deployment, "worker-2"):
             await_worker_ready(deployment)
             for chunk in chunks[RESTART_AFTER_CHUNKS:]:
-                feed.chunk(chunk)
-            feed.wait(lambda f: f.last_step() > COMPARED_UNTIL, f"snapshots past {COMPARED_UNTIL}")
+                feed.send(chunk)
+            feed.reader.read_until(
+                lambda _msgs: feed.latest_step() > COMPARED_UNTIL, 90, f"snapshots past {COMPARED_UNTIL}"
+            )
             time.sleep(2)  # events of a step go out in the same send as its snapshots
             records = read_all(kafka_bootstrap, [topic("incidents")])
     finally:
-        feed.close()
+        feed.reader.close()
     # Beside replay's out dir, to diff when it fails (pytest --basetemp keeps them).
     snapshots = read_all(kafka_bootstrap, [topic("sli")])
     (tmp_path / "worker-sli.jsonl").write_bytes(b"".join(m.value() + b"\n" for m in snapshots))

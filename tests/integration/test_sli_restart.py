@@ -35,6 +35,7 @@ from tests.integration.harness import (
     await_group_members,
     await_worker_ready,
     deploy,
+    event_time_chunks,
     produce,
     read_all,
     running_worker,
@@ -64,14 +65,6 @@ SIGNAL_TOPICS = {Signal.TRACES: "otlp_spans", Signal.METRICS: "otlp_metrics", Si
 CLEAN_TOPICS = ["otlp_spans.clean", "otlp_metrics.clean", "otlp_logs.clean"]
 
 SnapshotKey = tuple[str, str, str]  # service, window, window_end
-
-
-def _chunks(messages: list[GeneratedMessage]) -> list[list[GeneratedMessage]]:
-    start_ns, chunk_ns = WORKLOAD.start_ns(), _ms(CHUNK) * 1_000_000
-    chunks: dict[int, list[GeneratedMessage]] = {}
-    for message in messages:
-        chunks.setdefault((message.event_time_ns - start_ns) // chunk_ns, []).append(message)
-    return [chunks[index] for index in sorted(chunks)]
 
 
 def _partitions(messages: list[GeneratedMessage]) -> dict[int, int]:
@@ -201,7 +194,7 @@ def _run(
 
 def test_slis_continue_exactly_across_restarts_and_rebalances(kafka_bootstrap: str, tmp_path: Path) -> None:
     messages = list(iter_messages(WORKLOAD))
-    chunks = _chunks(messages)
+    chunks = event_time_chunks(messages, WORKLOAD.start_ns(), CHUNK)
     first, middle, last = chunks[:FIRST_HALF_CHUNKS], chunks[FIRST_HALF_CHUNKS:-2], chunks[-2:]
     first_messages = [m for chunk in first for m in chunk]
     pipeline = PipelineConfig.model_validate(CONFIG)
