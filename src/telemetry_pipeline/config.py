@@ -161,9 +161,6 @@ class WorkerConfig(_Section):
     consumer_fetch_response_bytes: int = Field(2 * 1024 * 1024, gt=0)
     consumer_max_poll_records: int = Field(64, gt=0)
     stream_buffer_messages: int = Field(128, gt=0)
-    # Table writes (trace context, SLI state) waiting in Faust's producer buffer for their changelog,
-    # at most, after an agent's batch: the agent waits for the rest to drain. Faust does not bound it.
-    changelog_buffer_messages: int = Field(1000, gt=0)
     # While the spans input has a backlog, the logs agent stops taking input once the enrichment
     # hold (logs waiting for their trace's root span, kept as their records' bytes) has more than this;
     # enrichment.max_held_bytes still releases the oldest early beyond its own bound.

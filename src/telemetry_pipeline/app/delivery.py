@@ -41,7 +41,7 @@ _POLL_S = 0.1
 class OutboundRecord:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone
     headers: Headers | None = None
     # Sent instead when this record is too large to ever be accepted.
     if_too_large: OutboundRecord | None = None
@@ -132,13 +132,13 @@ class Delivery:
                 elif record.if_too_large is not None:
                     log.warning(
                         "a record of %d bytes is too large for topic %s; sending its replacement to %s",
-                        len(record.value),
+                        len(record.value or b""),
                         record.topic,
                         record.if_too_large.topic,
                     )
                     replacements.append(record.if_too_large)
                 else:
-                    size = len(record.value)
+                    size = len(record.value or b"")
                     raise UndeliverableRecord(f"a record of {size} bytes is too large for {record.topic}")
             if retry:
                 attempt += 1

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 MEANINGS = {
     "Coordinator load in progress": "the broker is still loading its group coordinator after a start; "
     "the client retries by itself (harmless at start-up)",
-    "producer buffer full": "Faust's producer (table changelog writes) waits for its buffer to drain; "
-    "backpressure, nothing is lost",
 }
 _DIGITS = re.compile(r"\d+")
 

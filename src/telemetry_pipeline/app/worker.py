@@ -31,7 +31,7 @@ from telemetry_pipeline.app.metrics import WorkerMetrics
 from telemetry_pipeline.app.ordering import InputOrder
 from telemetry_pipeline.app.progress import ProgressReporter
 from telemetry_pipeline.app.startup import check_changelog_partitions, freeze_startup_objects
-from telemetry_pipeline.app.tables import await_changelog_metadata, drain_changelogs, keep_changelog_metadata
+from telemetry_pipeline.app.tables import DeliveredTable, await_changelog_topics
 from telemetry_pipeline.config import PipelineConfig
 from telemetry_pipeline.core import Core, CoreResult, DlqRecord, InputRecord
 from telemetry_pipeline.detection import IncidentEvent, MaintenanceWindow
@@ -72,8 +72,8 @@ class _Utf8Codec(codecs.Codec):
 codecs.register("utf8", _Utf8Codec())
 
 
-def _keyed_table(app: faust.App, name: str, value_serializer: str = "json") -> faust.Table:
-    table = app.Table(name, default=None, use_partitioner=True)
+def _keyed_table(app: faust.App, name: str, value_serializer: str = "json") -> DeliveredTable:
+    table = app.tables.add(DeliveredTable(app, name=name, default=None, beacon=app.tables.beacon))
     # Faust derives serializers from key_type/value_type only (json here). Writes to the changelog
     # use the table's serializers, but recovery decodes with the changelog topic's, which app.Table
     # already built (TableManager.add) with json keys: rebuild it with ours, or a restarted worker
@@ -239,7 +239,6 @@ def create_app(config: PipelineConfig) -> faust.App:
                 shell.sli_unacked.append((stream, event))
             if by_channel:  # before any await: the tick must not take this moment for idle
                 shell.last_partial_ms = now
-            await shell.tables_writable()
             analysis = shell.analysis()
             # Every assigned input partition holds the watermark from its assignment, not only from the
             # tick's first look at it (partials may come first; a source unheard of would not count).
@@ -268,7 +267,6 @@ def create_app(config: PipelineConfig) -> faust.App:
             live = all(shell.sources.live(topics.input(signal)) for signal in (Signal.TRACES, Signal.LOGS))
             shell.core().set_sources(inputs[Signal.TRACES], inputs[Signal.LOGS], live=live)
         shell.pace_inputs(inputs_done)
-        await shell.tables_writable()
         if shell.core_ready():
             await shell.emit(shell.core().release(now), delivery)
         if shell.analysis_ready() or shell.sli_state_pending():
@@ -325,7 +323,6 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
             for chunk in chunks_of_bytes(events, worker.batch_max_bytes):
                 await shell.has_room(signal, stream)
                 records = [_input_record(signal, stream, event) for event in chunk]
-                await shell.tables_writable()
                 try:
                     result = shell.core().process(records, _now_ms())
                     sending = await delivery.produce(shell.outbound(result))
@@ -336,7 +333,6 @@ def _ingest_agent(app: faust.App, shell: _Shell, signal: Signal, topic: faust.To
                 if in_flight is not None:
                     await in_flight
                 in_flight = asyncio.ensure_future(finish(chunk, records, result, sending))
-                await drain_changelogs(app, worker.changelog_buffer_messages)
 
     ingest.__name__ = f"ingest_{signal}"
     app.agent(topic, name=f"ingest-{signal}")(ingest)
@@ -517,15 +513,12 @@ class _Shell:
 
     async def start_agent(self, stream: StreamT) -> None:
         """Before an agent takes input: its records are held until our code releases them
-        (app/commits.py), and the tables can be written (app/tables.py)."""
+        (app/commits.py), and the tables' changelog topics exist (app/tables.py)."""
         if not self._guard_installed:
             self.commit_guard.install(self._app.consumer)
             self._guard_installed = True
         self.commit_guard.watch(stream)
-        await await_changelog_metadata(self._app, (self._trace_context, self._sli_state))
-
-    async def tables_writable(self) -> None:
-        await keep_changelog_metadata(self._app, (self._trace_context, self._sli_state))
+        await await_changelog_topics(self._app, (self._trace_context, self._sli_state))
 
     def delivery(self) -> Delivery:
         return Delivery(self.config.kafka.producer_config(), self.config.worker.delivery_timeout_s)
@@ -596,6 +589,8 @@ class _Shell:
             if step.persist_due:
                 analysis.persist(now_ms)  # everything applied so far, what came during the send too
                 unacked, self.sli_unacked = self.sli_unacked, []
+                # Its changelog records before the partials it covers are acknowledged.
+                await delivery.send(self.changelog_records())
             elif step.persisted:
                 # Only the records taken before the step: acknowledging those added during the send
                 # committed partials no written state held (seen: a SIGKILL then lost two log buckets).
@@ -636,7 +631,13 @@ class _Shell:
         for service, partials in by_service.items():
             outbound.append(OutboundRecord(topics.sli_partials, service.encode(), encode_partials(partials)))
         outbound.extend(self.progress.after_batch(result.partials))  # after the partials, on every partition
+        # The table writes that made `result` (taken before the caller's next await): delivered with
+        # its outputs, so its input is released only once they are in the changelog.
+        outbound.extend(self.changelog_records())
         return outbound
+
+    def changelog_records(self) -> list[OutboundRecord]:
+        return self._trace_context.take_changes() + self._sli_state.take_changes()
 
     def dlq_record(self, origin: InputRecord, reason: str, omit_value: bool = False) -> OutboundRecord:
         """The input unchanged, with the reason and its source in headers. Too large for the DLQ (or

@@ -17,10 +17,11 @@ Buckets use the layout of `windows`.
 
 The store keeps each value as its JSON bytes (`JsonValues` over the worker's Faust table, or over a
 dict in replay): a write is then a snapshot and a read a fresh copy, so neither side ever shares an
-object with the engine's live state. That matters because Faust serializes a value only when its
-producer sends the changelog record, by which time the engine may have rolled the tiers past
-`evaluated_ms`; recovered, such a record evaluated those steps again on other buckets and sent them
-twice with other numbers. The bytes also take about a quarter of what the decoded objects take.
+object with the engine's live state. That matters because a value kept as objects is serialized
+only when its changelog record is made, later than the write (Faust's producer did it when sending,
+by which time the engine had rolled the tiers past `evaluated_ms`; recovered, such a record evaluated
+those steps again on other buckets and sent them twice with other numbers). The bytes also take
+about a quarter of what the decoded objects take.
 """
 
 from __future__ import annotations

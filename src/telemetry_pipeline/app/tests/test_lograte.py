@@ -39,10 +39,10 @@ def test_a_retry_storm_becomes_one_line_then_one_count_per_interval(monkeypatch:
 
 def test_known_warnings_are_explained_once_and_info_lines_pass() -> None:
     summary = RepeatSummary(interval_s=10)
-    first = _record("producer buffer full size 101", level=logging.WARNING)
+    first = _record("Coordinator load in progress (attempt 1)", level=logging.WARNING)
     assert summary.filter(first)
-    assert "backpressure, nothing is lost" in first.getMessage()
-    assert not summary.filter(_record("producer buffer full size 987", level=logging.WARNING))
+    assert "the client retries by itself" in first.getMessage()
+    assert not summary.filter(_record("Coordinator load in progress (attempt 2)", level=logging.WARNING))
     assert summary.filter(_record("same text %s", 1, level=logging.INFO))
     assert summary.filter(_record("same text %s", 1, level=logging.INFO))
 

@@ -8,9 +8,7 @@ from types import SimpleNamespace
 
 import faust
 import pytest
-from faust.transport.producer import ProducerBuffer
 
-from telemetry_pipeline.app.tables import drain_changelogs
 from telemetry_pipeline.app.worker import _Shell, chunks_of_bytes, create_app
 from telemetry_pipeline.config import ConfigError, PipelineConfig, load_config
 from telemetry_pipeline.core import Core
@@ -72,44 +70,12 @@ def test_the_fetch_and_buffer_settings_reach_faust_and_aiokafka(tmp_path: Path) 
         "batch_max_bytes",
         "consumer_fetch_response_bytes",
         "consumer_max_poll_records",
-        "changelog_buffer_messages",
         "stream_buffer_messages",
     ],
 )
 def test_a_bound_of_zero_fails_at_start_naming_the_field(field: str) -> None:
     with pytest.raises(ConfigError, match=f"worker.{field}"):
         load_config(environ={f"TP_WORKER__{field.upper()}": "0"})
-
-
-def test_the_changelog_wait_returns_once_the_buffer_is_down_to_the_bound() -> None:
-    """Faust's own buffer, drained as Faust's `_handle_pending` does (one record, then `message_sent`),
-    slowly: the wait must not return while more than the bound are pending, and must return after."""
-
-    async def scenario() -> list[int]:
-        buffer = ProducerBuffer()
-        buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))
-        for number in range(50):
-            buffer.put(number)
-        seen_on_return: list[int] = []
-
-        async def drain() -> None:
-            while True:
-                await buffer.pending.get()
-                await asyncio.sleep(0.001)
-                buffer.message_sent.set()
-
-        drainer = asyncio.create_task(drain())
-        app = SimpleNamespace(producer=SimpleNamespace(buffer=buffer))
-        await asyncio.wait_for(drain_changelogs(app, 10), timeout=30)
-        seen_on_return.append(buffer.size)
-        await asyncio.wait_for(drain_changelogs(app, 10), timeout=30)  # already within: at once
-        seen_on_return.append(buffer.size)
-        drainer.cancel()
-        return seen_on_return
-
-    first, second = asyncio.run(scenario())
-    assert 0 <= first <= 10
-    assert second <= first
 
 
 def _shell_with_hold(held_bytes: int, backlog: bool) -> SimpleNamespace:
