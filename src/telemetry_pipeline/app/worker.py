@@ -203,6 +203,10 @@ def create_app(config: PipelineConfig) -> faust.App:
     async def joined(_app: faust.App, assigned: set[TP], **_kwargs: object) -> None:
         shell.joined.set()
 
+    @app.on_before_shutdown.connect
+    async def flush_deliveries(_app: faust.App, **_kwargs: object) -> None:
+        await shell.flush_deliveries()
+
     for signal in Signal:
         _ingest_agent(app, shell, signal, app.topic(topics.input(signal), **raw))
 
@@ -430,6 +434,7 @@ class _Shell:
         self.idle_after_ms = duration_ms(config.sli.idle_after)
         self.sli_unacked: list[tuple[StreamT, EventT]] = []  # partials merged but not yet persisted
         self._advancing = asyncio.Lock()
+        self._deliveries: list[Delivery] = []
         self.tick_delivery = self.delivery()
         self.commit_guard = CommitGuard()
         self.joined = asyncio.Event()  # set when the consumer group first assigns partitions
@@ -521,7 +526,18 @@ class _Shell:
         await await_changelog_topics(self._app, (self._trace_context, self._sli_state))
 
     def delivery(self) -> Delivery:
-        return Delivery(self.config.kafka.producer_config(), self.config.worker.delivery_timeout_s)
+        delivery = Delivery(self.config.kafka.producer_config(), self.config.worker.delivery_timeout_s)
+        self._deliveries.append(delivery)
+        return delivery
+
+    async def flush_deliveries(self) -> None:
+        """At a graceful stop, once the consumer has stopped (Faust's `on_before_shutdown`, where it
+        flushes its own producer): what the agents produced reaches the broker. Their input is not
+        committed unless delivered, so this saves work, and it writes the changelog records of a step
+        whose incident events went out just before the stop (the restart then knows the open page
+        instead of triggering it again)."""
+        for delivery in self._deliveries:
+            await asyncio.to_thread(delivery.close)
 
     # Built on first use: agents and timers run only after Faust has recovered the tables, and the
     # analysis reads its state from them when built. The core is built in `create_app`, before that;
