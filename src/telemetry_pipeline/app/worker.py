@@ -74,10 +74,10 @@ codecs.register("utf8", _Utf8Codec())
 
 def _keyed_table(app: faust.App, name: str, value_serializer: str = "json") -> DeliveredTable:
     table = app.tables.add(DeliveredTable(app, name=name, default=None, beacon=app.tables.beacon))
-    # Faust derives serializers from key_type/value_type only (json here). Writes to the changelog
-    # use the table's serializers, but recovery decodes with the changelog topic's, which app.Table
-    # already built (TableManager.add) with json keys: rebuild it with ours, or a restarted worker
-    # fails to decode every key ("Error in recovery") and comes back with empty tables.
+    # Faust derives serializers from key_type/value_type only (json here). `take_changes` writes the
+    # keys as UTF-8 and the values with the table's value serializer, but recovery decodes with the
+    # changelog topic's, which TableManager.add already built with json keys: rebuild it with ours, or
+    # a restarted worker fails to decode every key ("Error in recovery") and comes back empty.
     table.key_serializer = "utf8"
     table.value_serializer = value_serializer
     table.changelog_topic = table._new_changelog_topic()
