@@ -4,8 +4,9 @@
 # make bench        throughput benchmark
 # make lint         ruff only
 # make clean-cache  remove the Kafka jars and broker data cached in ~/.cache/telemetry-pipeline
-# Needs Python 3.11+ (as python3, or make PYTHON=python3.11) with its venv module (Debian/Ubuntu:
-# python3-venv), a JDK 17+ and Maven (for Kafka's jars, fetched once); installs the rest in .venv.
+# Needs Python 3.11+ (as python3, or make PYTHON=python3.11) with its venv module and headers
+# (Debian/Ubuntu: python3-venv python3-dev), a C compiler (for the redaction prefilter's wire walks),
+# a JDK 17+ and Maven (for Kafka's jars, fetched once); installs the rest in .venv.
 
 PYTHON ?= python3
 VENV := .venv
@@ -19,14 +20,17 @@ DEMO_ARGS ?=
 
 venv: $(STAMP)
 
-# Reinstalled only when pyproject.toml changes. The checks say what is missing before venv or pip
-# fail with something less clear.
-$(STAMP): pyproject.toml
+# Reinstalled only when pyproject.toml or the C extension (setup.py) changes. The checks say what is
+# missing before venv or pip fail with something less clear.
+$(STAMP): pyproject.toml setup.py src/telemetry_pipeline/redaction/_wire.c
 	@command -v $(PYTHON) >/dev/null \
 		|| { echo "no $(PYTHON) on PATH: install Python 3.11+ or run make PYTHON=/path/to/python3.11"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "telemetry-pipeline needs Python 3.11+; $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer)")'
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null \
 		|| { echo "$(PYTHON) has no venv module: install it (Debian/Ubuntu: apt install python3-venv)"; exit 1; }
+	@command -v $${CC:-cc} >/dev/null \
+		|| { echo "no C compiler ($${CC:-cc}) on PATH: install one (Debian/Ubuntu: apt install gcc)"; exit 1; }
+	@$(PYTHON) -c 'import os, sysconfig, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else "no Python.h for $(PYTHON): install its headers (Debian/Ubuntu: apt install python3-dev)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,bench]'

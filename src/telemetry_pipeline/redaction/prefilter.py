@@ -20,7 +20,8 @@ in a key string (KeyValue.key, found by parsing the record down to the hit: Reco
 has a rule: values such as "GET /v1/session", or "session" itself, are no reason to visit a span.
 A one-word phrase is only looked for where a key can end with it (_phrase_pattern), so that most
 such values ("/v1/session") are no hit at all.
-Each record with hits is walked once, for all of them.
+Each record with hits is walked once, for all of them. The walks over the wire bytes are in C
+(`_wire.c`, built by `pip install`); which key names have a rule stays here.
 Maps and arrays nested beyond max_depth are masked whatever they hold: records with that many
 container headers are visited.
 """
@@ -36,6 +37,7 @@ from typing import NamedTuple
 import hyperscan
 
 from telemetry_pipeline.cache import compile_database
+from telemetry_pipeline.redaction._wire import record_parts, walk
 from telemetry_pipeline.redaction.config import RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector
 from telemetry_pipeline.redaction.national_ids import loose_shapes
@@ -279,47 +281,10 @@ class Prefilter:
     ) -> RecordParts:
         """The parts of the record in data[position:end] that need a visit for the (sorted) hits:
         those holding a value hit, or a key name hit inside a key with a rule. Appends to `offsets`."""
-        rest = False
-        attributes: list[int] = []
-        attribute = 0
-        attribute_tag = kind.attributes << 3 | 2
         offsets.append((end, False))  # past the last hit: ends the walk
-        hit = 0
-        offset, is_key = offsets[0]
-        while offset < end:
-            tag, content, position = _field(data, position)
-            if offset < position:
-                keys = kind.keys.get(tag >> 3) if tag & 7 == 2 else None
-                needed = False
-                while offset < position:
-                    # A key name counts only inside a key with a rule, not in "GET /v1/session".
-                    needed = needed or not is_key or (
-                        keys is not None and self._in_rule_key(data, content, offset, keys)
-                    )
-                    hit += 1
-                    offset, is_key = offsets[hit]
-                if needed and tag == attribute_tag:
-                    attributes.append(attribute)
-                elif needed and tag >> 3 in kind.scanned:
-                    rest = True
-            attribute += tag == attribute_tag
-        if position > end:
-            raise ValueError("field past the record")
-        return rest, attributes
-
-    def _in_rule_key(self, data: bytes, position: int, offset: int, keys: Keys) -> bool:
-        """Whether byte `offset` of the message starting at `position` (where keys can be in it:
-        `keys`) lies in a key string with a rule."""
-        while position <= offset:
-            tag, content, position = _field(data, position)
-            if tag & 7 == 2 and content <= offset < position:
-                if tag >> 3 not in keys:
-                    return False  # a string value, bytes or an unknown field: no key
-                inner = keys[tag >> 3]
-                if inner is None:
-                    return self._is_rule_key(data[content:position])
-                keys, position = inner, content
-        return False
+        return record_parts(
+            data, position, end, kind.attributes << 3 | 2, kind.keys, kind.scanned, offsets, self._is_rule_key
+        )
 
     def _is_rule_key(self, raw: bytes) -> bool:
         known = self._rule_keys.get(raw)
@@ -375,78 +340,3 @@ def _phrase_pattern(phrase: tuple[str, ...]) -> bytes:
 
 def _phrase_words(phrase: str) -> list[str]:
     return [word for word in _KEY_PARTS.split(phrase.lower()) if word]
-
-
-def walk(payload: bytes) -> tuple[list[int], list[int], list[int], list[int]]:
-    """The record structure of a serialized TracesData or LogsData (field 1 resource groups, field 2
-    scope groups, field 2 records: the same numbers for both): scopes per resource, records per
-    scope, and each record's byte range as parallel start and end lists. ValueError when malformed."""
-    scopes_per_resource: list[int] = []
-    records_per_scope: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for resource_start, resource_end in _length_delimited(payload, 0, len(payload), 1):
-        scopes = _length_delimited(payload, resource_start, resource_end, 2)
-        for scope_start, scope_end in scopes:
-            before = len(starts)
-            for start, end in _length_delimited(payload, scope_start, scope_end, 2):
-                starts.append(start)
-                ends.append(end)
-            records_per_scope.append(len(starts) - before)
-        scopes_per_resource.append(len(scopes))
-    return scopes_per_resource, records_per_scope, starts, ends
-
-
-def _length_delimited(data: bytes, position: int, end: int, number: int) -> list[tuple[int, int]]:
-    """Byte ranges of the length-delimited fields `number` in data[position:end], skipping the rest."""
-    ranges = []
-    while position < end:
-        tag, content, position = _field(data, position)
-        if position > end:
-            raise ValueError("truncated field")
-        if tag == number << 3 | 2:
-            ranges.append((content, position))
-    if position != end:
-        raise ValueError("truncated message")
-    return ranges
-
-
-def _field(data: bytes, position: int) -> tuple[int, int, int]:
-    """The field at `position`: its tag, where its content starts and the position after it."""
-    tag = data[position]  # one-byte tags and lengths inline: this runs per field walked
-    if tag < 0x80:
-        position += 1
-    else:
-        tag, position = _varint(data, position)
-    wire_type = tag & 7
-    if wire_type == 2:
-        length = data[position]
-        if length < 0x80:
-            position += 1
-        else:
-            length, position = _varint(data, position)
-        return tag, position, position + length
-    if wire_type == 0:
-        return tag, position, _varint(data, position)[1]
-    if wire_type == 1:
-        return tag, position, position + 8
-    if wire_type == 5:
-        return tag, position, position + 4
-    raise ValueError("group or invalid wire type")
-
-
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    """The varint at `position` and the position after it; IndexError past the end of `data`."""
-    byte = data[position]
-    if byte < 0x80:
-        return byte, position + 1
-    value = 0
-    shift = 0
-    while byte >= 0x80:
-        if shift > 63:
-            raise ValueError("varint too long")
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        position += 1
-        byte = data[position]
-    return value | byte << shift, position + 1

@@ -45,6 +45,13 @@ def test_dockerfile_ships_the_topic_files_the_package_links_to() -> None:
     assert 'ENTRYPOINT ["telemetry-pipeline"]' in dockerfile
 
 
+def test_dockerfile_builds_the_c_extension_where_a_compiler_is() -> None:
+    build, runtime = (REPO / "Dockerfile").read_text().split("\nFROM python:3.11-slim\n")
+    assert "COPY pyproject.toml setup.py" in build  # setup.py declares the extension
+    assert "apt-get install" in build and " gcc " in build
+    assert "pip wheel" in build and "COPY --from=build /wheels" in runtime
+
+
 def test_compose_generator_sends_what_the_demo_sends_paced_and_in_the_past() -> None:
     from datetime import UTC, datetime, timedelta
 
