@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import functools
 import re
-from bisect import bisect_right
 from collections.abc import Callable
 from typing import NamedTuple
 
 import hyperscan
 
 from telemetry_pipeline.cache import compile_database
-from telemetry_pipeline.redaction._wire import record_parts, walk
+from telemetry_pipeline.redaction._wire import Matches, select
 from telemetry_pipeline.redaction.config import RedactionConfig
 from telemetry_pipeline.redaction.detectors import Detector
 from telemetry_pipeline.redaction.national_ids import loose_shapes
@@ -162,9 +161,8 @@ _KEY_SEPARATORS = _KEY_SEPARATOR + b"+"
 _MAX_CACHED_KEYS = 65_536
 _MAX_CACHED_KEY_BYTES = 256
 
-# Pattern ids: the container header first, then the value patterns (FOLDED_LETTER, _OTHER_DIGIT,
-# LOOSE_PATTERNS, the service-token rules), then key names.
-_CONTAINER_ID = 0
+# Pattern ids: the container header first (id 0, which `_wire.select` counts per record), then the
+# value patterns (FOLDED_LETTER, _OTHER_DIGIT, LOOSE_PATTERNS, the service-token rules), then key names.
 
 # Where attribute keys can be in a message: its length-delimited fields (by number) that can hold
 # one, each mapped to the same for its content, or to None for a key string (KeyValue.key).
@@ -244,47 +242,13 @@ class Prefilter:
             return None
 
     def _select(self, payload: bytes, kind: RecordKind) -> RecordSelection:
-        scopes_per_resource, records_per_scope, starts, ends = walk(payload)
-        offsets: dict[int, list[tuple[int, bool]]] = {}  # record -> (last byte, is a key name) per hit
-        containers: dict[int, int] = {}
-        first_key_id = self._first_key_id
-
-        def collect(pattern: int, _start: int, end: int, _flags: int, _context: None) -> None:
-            index = bisect_right(starts, end - 1) - 1
-            if index < 0 or end > ends[index]:
-                return  # outside records: resources and scopes are always visited
-            if pattern == _CONTAINER_ID:
-                containers[index] = containers.get(index, 0) + 1
-            elif index in offsets:
-                offsets[index].append((end - 1, pattern >= first_key_id))
-            else:
-                offsets[index] = [(end - 1, pattern >= first_key_id)]
-
-        self._database.scan(payload, match_event_handler=collect)
-        whole = {index for index, count in containers.items() if count >= self._max_depth}
-        hits: list[list[tuple[int, RecordParts | None]]] = [[] for _ in records_per_scope]
-        first_of_scope = [0]
-        for count in records_per_scope:
-            first_of_scope.append(first_of_scope[-1] + count)
-        for index in sorted({*offsets, *whole}):
-            parts = None if index in whole else self._record_parts(
-                payload, starts[index], ends[index], kind, sorted(offsets[index])
-            )
-            if parts == (False, []):
-                continue  # only key names outside keys with a rule
-            scope = bisect_right(first_of_scope, index) - 1
-            hits[scope].append((index - first_of_scope[scope], parts))
-        return RecordSelection(scopes_per_resource, records_per_scope, hits)
-
-    def _record_parts(
-        self, data: bytes, position: int, end: int, kind: RecordKind, offsets: list[tuple[int, bool]]
-    ) -> RecordParts:
-        """The parts of the record in data[position:end] that need a visit for the (sorted) hits:
-        those holding a value hit, or a key name hit inside a key with a rule. Appends to `offsets`."""
-        offsets.append((end, False))  # past the last hit: ends the walk
-        return record_parts(
-            data, position, end, kind.attributes << 3 | 2, kind.keys, kind.scanned, offsets, self._is_rule_key
+        matches = Matches()
+        self._database.scan(payload, match_event_handler=matches)
+        scopes_per_resource, records_per_scope, hits = select(
+            payload, matches, self._first_key_id, self._max_depth, kind.attributes << 3 | 2, kind.keys,
+            kind.scanned, self._is_rule_key,
         )
+        return RecordSelection(scopes_per_resource, records_per_scope, hits)
 
     def _is_rule_key(self, raw: bytes) -> bool:
         known = self._rule_keys.get(raw)

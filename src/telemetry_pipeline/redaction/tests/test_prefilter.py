@@ -38,7 +38,6 @@ from telemetry_pipeline.redaction.prefilter import (
     LOG_RECORD,
     SPAN,
     Prefilter,
-    walk,
 )
 from telemetry_pipeline.redaction.pseudonym import Pseudonymizer
 
@@ -296,16 +295,21 @@ def test_a_payload_that_does_not_describe_the_message_falls_back_to_the_full_pat
         assert "a.b@example.com" not in str(redacted)
 
 
-def test_walk_finds_the_records_of_traces_and_logs() -> None:
+def test_the_selection_describes_the_records_of_traces_and_logs() -> None:
+    config = RedactionConfig()
+    prefilter = Prefilter(config, _redactor(config)._has_key_rule)
     message = _traces([_clean_span(number) for number in range(250)])
-    scopes_per_resource, records_per_scope, starts, ends = walk(encode(message, Encoding.PROTO))
-    assert (scopes_per_resource, records_per_scope) == ([2, 1], [100, 100, 50])
-    assert len(starts) == len(ends) == 250
-    assert all(start < end for start, end in zip(starts, ends, strict=True))
+    message.resource_spans[1].scope_spans[0].spans[49].attributes.append(_kv("app.mail", "a.b@example.com"))
+    selection = prefilter.select(encode(message, Encoding.PROTO), SPAN)
+    assert selection is not None
+    assert (selection.scopes_per_resource, selection.records_per_scope) == ([2, 1], [100, 100, 50])
+    # the last span, its new attribute only
+    assert selection.hits == [[], [], [(49, (False, [len(CLEAN_ATTRIBUTES)]))]]
     logs = LogsData(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[LogRecord()] * 3)])])
-    assert walk(encode(logs, Encoding.PROTO))[:2] == ([1], [3])
-    with pytest.raises((ValueError, IndexError)):
-        walk(b"\x0a\x05\x12\x09")
+    selection = prefilter.select(encode(logs, Encoding.PROTO), LOG_RECORD)
+    assert selection is not None
+    assert (selection.scopes_per_resource, selection.records_per_scope) == ([1], [3])
+    assert prefilter.select(b"\x0a\x05\x12\x09", SPAN) is None  # a scope longer than its resource
 
 
 def test_failure_with_a_payload_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
