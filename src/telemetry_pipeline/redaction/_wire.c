@@ -505,7 +505,7 @@ PyDoc_STRVAR(select_doc,
 "The records of a serialized TracesData or LogsData to visit after the Hyperscan pass that filled\n"
 "`matches` (pattern 0: a map or array header; ids from first_key_id on: key names). hits[scope] lists\n"
 "(index in the scope, parts) per record to visit: parts None for all of it (max_depth container\n"
-"headers), else (rest, attribute indexes) as `record_parts` in prefilter.py describes. A key-name\n"
+"headers), else (rest, attribute indexes): prefilter.RecordParts. A key-name\n"
 "hit counts only inside a key string (where RecordKind.keys says keys are) that is_rule_key(bytes)\n"
 "accepts.");
 

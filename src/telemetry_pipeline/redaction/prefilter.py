@@ -161,9 +161,6 @@ _KEY_SEPARATORS = _KEY_SEPARATOR + b"+"
 _MAX_CACHED_KEYS = 65_536
 _MAX_CACHED_KEY_BYTES = 256
 
-# Pattern ids: the container header first (id 0, which `_wire.select` counts per record), then the
-# value patterns (FOLDED_LETTER, _OTHER_DIGIT, LOOSE_PATTERNS, the service-token rules), then key names.
-
 # Where attribute keys can be in a message: its length-delimited fields (by number) that can hold
 # one, each mapped to the same for its content, or to None for a key string (KeyValue.key).
 Keys = dict[int, "Keys | None"]
@@ -274,7 +271,9 @@ def _database(
     are few; telemetry_pipeline.cache keeps it for the next process). `national_ids`: the regions'
     identifier shapes (None: every region's, b"": none). The service-token rules (service_tokens.py)
     are in it too, in Hyperscan's prefilter mode (a superset of each rule's matches) as value hits:
-    one pass over the bytes, not two (a second pass cost ~0.4 us per span)."""
+    one pass over the bytes, not two (a second pass cost ~0.4 us per span). Pattern ids: the container
+    header first (id 0, which `_wire.select` counts per record), then the value patterns, then the key
+    names from the returned id on."""
     caseless = hyperscan.HS_FLAG_CASELESS
     loose = LOOSE_PATTERNS if national_ids is None else {**LOOSE_PATTERNS, Detector.NATIONAL_ID: national_ids}
     patterns = [(_CONTAINER, 0), (FOLDED_LETTER, 0), (_OTHER_DIGIT, 0)]
