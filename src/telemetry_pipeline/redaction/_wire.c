@@ -529,7 +529,7 @@ wire_select(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     Structure structure = {0};
-    PyObject *hits = NULL, *result = NULL;
+    PyObject *hits = NULL, *scopes_per_resource = NULL, *records_per_scope = NULL, *result = NULL;
     if (read_structure(&structure, view.buf, view.len) < 0)
         goto done;
     hits = PyList_New(structure.records_per_scope.size);
@@ -544,9 +544,13 @@ wire_select(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (select_records(view.buf, view.len, &structure, (MatchesObject *)args[1], first_key_id, max_depth, &kind,
                        hits) < 0)
         goto done;
-    result = Py_BuildValue("(NNO)", positions_list(&structure.scopes_per_resource),
-                           positions_list(&structure.records_per_scope), hits);
+    scopes_per_resource = positions_list(&structure.scopes_per_resource);
+    records_per_scope = scopes_per_resource ? positions_list(&structure.records_per_scope) : NULL;
+    if (records_per_scope != NULL)
+        result = PyTuple_Pack(3, scopes_per_resource, records_per_scope, hits);
 done:
+    Py_XDECREF(scopes_per_resource);
+    Py_XDECREF(records_per_scope);
     Py_XDECREF(hits);
     structure_free(&structure);
     PyBuffer_Release(&view);
