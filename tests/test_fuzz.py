@@ -65,20 +65,26 @@ CORE = _core()  # one for the module: its caches and tables see every example, a
 REDACTOR = Redactor(RedactionConfig(), Pseudonymizer(b"fuzz-test-key-0123456789abcdef"))
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> tuple[Signal, bytes]:
-    """An SDK payload of a signal with bytes flipped, inserted or cut: mostly almost-valid input."""
-    signal = draw(signals)
-    payload = bytearray(SEEDS[draw(signals)])
-    for _ in range(draw(st.integers(0, 8))):
+def _edited(draw: st.DrawFn, data: bytes, most_edits: int, most_inserted: int) -> bytearray:
+    """`data` with up to `most_edits` bytes flipped, runs inserted or bytes cut."""
+    payload = bytearray(data)
+    for _ in range(draw(st.integers(0, most_edits))):
         position = draw(st.integers(0, max(len(payload) - 1, 0)))
         action = draw(st.sampled_from(["flip", "insert", "delete"]))
         if action == "flip" and payload:
             payload[position] = draw(st.integers(0, 255))
         elif action == "insert":
-            payload[position:position] = draw(st.binary(min_size=1, max_size=8))
+            payload[position:position] = draw(st.binary(min_size=1, max_size=most_inserted))
         elif payload:
             del payload[position]
+    return payload
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[Signal, bytes]:
+    """An SDK payload of a signal with bytes flipped, inserted or cut: mostly almost-valid input."""
+    signal = draw(signals)
+    payload = _edited(draw, SEEDS[draw(signals)], most_edits=8, most_inserted=8)
     if draw(st.booleans()):
         payload = payload[: draw(st.integers(0, len(payload)))]
     return signal, bytes(payload)
@@ -273,16 +279,7 @@ def mutated_planted(draw: st.DrawFn) -> tuple[Signal, bytes]:
     """A planted message's bytes with a few flipped, inserted or cut: odd but often still decodable
     input for the prefilter's wire walks (C, redaction/_wire.c)."""
     message, _planted = draw(st.one_of(planted_traces(), planted_logs()))
-    payload = bytearray(encode(message, Encoding.PROTO))
-    for _ in range(draw(st.integers(0, 4))):
-        position = draw(st.integers(0, max(len(payload) - 1, 0)))
-        action = draw(st.sampled_from(["flip", "insert", "delete"]))
-        if action == "flip" and payload:
-            payload[position] = draw(st.integers(0, 255))
-        elif action == "insert":
-            payload[position:position] = draw(st.binary(min_size=1, max_size=4))
-        elif payload:
-            del payload[position]
+    payload = _edited(draw, encode(message, Encoding.PROTO), most_edits=4, most_inserted=4)
     return Signal.of(message), bytes(payload)
 
 

@@ -145,15 +145,14 @@ structure_free(Structure *structure)
     PyMem_Free(structure->ends.items);
 }
 
-typedef int (*range_visitor)(Structure *structure, const uint8_t *data, Py_ssize_t len, Py_ssize_t start,
-                             Py_ssize_t end);
-
-/* Calls `visit` for each length-delimited field `number` in data[position:end]. */
+/* The groups at `depth` in data[position:end]: 0 the resource groups (field 1), 1 their scope groups
+ * (field 2), 2 the records (field 2). A resource or scope group appends how many it holds to its
+ * count list; a record, its byte range. */
 static int
-each_length_delimited(Structure *structure, const uint8_t *data, Py_ssize_t len, Py_ssize_t position,
-                      Py_ssize_t end, uint64_t number, range_visitor visit)
+read_groups(Structure *structure, const uint8_t *data, Py_ssize_t len, Py_ssize_t position, Py_ssize_t end,
+            int depth)
 {
-    uint64_t wanted = number << 3 | 2, tag;
+    uint64_t wanted = (uint64_t)(depth == 0 ? 1 : 2) << 3 | 2, tag;
     Py_ssize_t content;
     while (position < end) {
         if (read_field(data, len, position, &tag, &content, &position) < 0)
@@ -162,40 +161,27 @@ each_length_delimited(Structure *structure, const uint8_t *data, Py_ssize_t len,
             PyErr_SetString(PyExc_ValueError, "truncated field");
             return -1;
         }
-        if (tag == wanted && visit(structure, data, len, content, position) < 0)
+        if (tag != wanted)
+            continue;
+        if (depth == 2) {
+            if (positions_append(&structure->starts, content) < 0 || positions_append(&structure->ends, position) < 0)
+                return -1;
+            continue;
+        }
+        Positions *held = depth == 0 ? &structure->records_per_scope : &structure->starts;
+        Positions *counts = depth == 0 ? &structure->scopes_per_resource : &structure->records_per_scope;
+        Py_ssize_t before = held->size;
+        if (read_groups(structure, data, len, content, position, depth + 1) < 0
+            || positions_append(counts, held->size - before) < 0)
             return -1;
     }
     return 0;
 }
 
 static int
-visit_record(Structure *structure, const uint8_t *data, Py_ssize_t len, Py_ssize_t start, Py_ssize_t end)
-{
-    return positions_append(&structure->starts, start) < 0 ? -1 : positions_append(&structure->ends, end);
-}
-
-static int
-visit_scope(Structure *structure, const uint8_t *data, Py_ssize_t len, Py_ssize_t start, Py_ssize_t end)
-{
-    Py_ssize_t before = structure->starts.size;
-    if (each_length_delimited(structure, data, len, start, end, 2, visit_record) < 0)
-        return -1;
-    return positions_append(&structure->records_per_scope, structure->starts.size - before);
-}
-
-static int
-visit_resource(Structure *structure, const uint8_t *data, Py_ssize_t len, Py_ssize_t start, Py_ssize_t end)
-{
-    Py_ssize_t before = structure->records_per_scope.size;
-    if (each_length_delimited(structure, data, len, start, end, 2, visit_scope) < 0)
-        return -1;
-    return positions_append(&structure->scopes_per_resource, structure->records_per_scope.size - before);
-}
-
-static int
 read_structure(Structure *structure, const uint8_t *data, Py_ssize_t len)
 {
-    return each_length_delimited(structure, data, len, 0, len, 1, visit_resource);
+    return read_groups(structure, data, len, 0, len, 0);
 }
 
 /* -- the matches of the Hyperscan pass ---------------------------------------------------------------- */
